@@ -1,0 +1,551 @@
+//! The audit log's storage: [`ward_audit::AuditStore`] for [`MetaStore`].
+//!
+//! The tables and triggers are migration `0002_audit.sql` of each backend, exactly as
+//! `ward_audit::store` specifies them: `audit_events` (the chain; triggers refuse
+//! UPDATE, DELETE and any INSERT that does not extend the chain), `audit_head` (one
+//! row: size and hash of the last event), `audit_checkpoints` and
+//! `audit_sink_cursors`.
+//!
+//! # Appending
+//!
+//! One transaction per batch: lock the head row, link the batch after it
+//! ([`EventBatch::link`]), insert the records, move the head, commit. The lock is what
+//! keeps one chain when several writers share a database:
+//!
+//! - **PostgreSQL**: `SELECT … FROM audit_head … FOR UPDATE` inside
+//!   `BEGIN ISOLATION LEVEL READ COMMITTED`. Appenders in any number of processes
+//!   queue on the row lock; the one that gets it reads the head its predecessor
+//!   committed. The isolation level is explicit because under a server default of
+//!   REPEATABLE READ or SERIALIZABLE a waiting appender would fail with a
+//!   serialisation error instead of reading the new head. The batch goes in as one
+//!   `INSERT … SELECT FROM UNNEST(…)` (ten array parameters whatever its size).
+//! - **SQLite**: `BEGIN IMMEDIATE` on the store's single writer connection. Within one
+//!   process that connection already serialises appends; `BEGIN IMMEDIATE` also takes
+//!   the file's write lock *before* the head is read, so a second process writing the
+//!   same file waits (up to `sqlite_busy_timeout`) instead of linking to a stale head
+//!   or failing on a lock upgrade. Several processes on one SQLite file therefore keep
+//!   one chain too, but only on a local filesystem (WAL needs shared memory) and at the
+//!   cost of waiting on each other; PostgreSQL is the backend for several servers.
+//!
+//! A statement refused by a trigger or constraint fails the whole batch; nothing of it
+//! is stored, and [`ward_audit::AuditLog`] fails every request of the batch.
+//!
+//! # Reading
+//!
+//! Records are rebuilt from `seq`, `prev_hash`, `hash` and `event_json` only; a row
+//! that cannot be a record at all (a hash that is not 32 bytes, a negative `seq`) is
+//! [`StoreError::Corrupt`] naming its `seq`. Rows that are merely wrong (edited,
+//! missing, out of order) are returned as stored: finding them is the verifier's job.
+//!
+//! [`AuditStore::query`] selects by the copied columns (`user_name`, `repository`, …,
+//! indexed) and then checks every record it returns against its hashed `event_json`
+//! with [`EventFilter::matches`]; a record whose columns were edited to match is
+//! refused as [`StoreError::Corrupt`], never returned. (A record whose columns were
+//! edited *not* to match cannot be seen by a query; `ward audit verify` reads the
+//! chain, not the columns.)
+//!
+//! A checkpoint's evidence is its signed note, returned verbatim. Its frontier is a
+//! cache the checkpointer can rebuild: one that does not fit its size is dropped with
+//! a warning rather than hiding the note from the verifier.
+
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use ward_audit::event::timestamp;
+use ward_audit::merkle::Frontier;
+use ward_audit::record::LinkedEvent;
+use ward_audit::store::{AuditStore, EventFilter, READ_RECORDS_MAX, StoredCheckpoint};
+use ward_audit::{AuditRecord, ChainHead, EventBatch, Hash};
+
+use super::{Backend, MetaStore, StoreError, on_reader, on_writer, to_i64, to_u64};
+
+const HEAD_SELECT: &str = "SELECT size, head_hash FROM audit_head WHERE id = 1";
+const HEAD_SELECT_FOR_UPDATE: &str =
+    "SELECT size, head_hash FROM audit_head WHERE id = 1 FOR UPDATE";
+const HEAD_UPDATE: &str = "UPDATE audit_head SET size = $1, head_hash = $2 WHERE id = 1";
+
+const EVENT_INSERT_SQLITE: &str = "INSERT INTO audit_events \
+     (seq, prev_hash, hash, occurred_at, event_type, action, outcome, user_name, repository, event_json) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+/// Rows leave `UNNEST` in array order; `ORDER BY seq` makes the order the chain
+/// trigger checks explicit.
+const EVENTS_INSERT_POSTGRES: &str = "INSERT INTO audit_events \
+     (seq, prev_hash, hash, occurred_at, event_type, action, outcome, user_name, repository, event_json) \
+     SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::timestamptz[], $5::text[], \
+     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) ORDER BY 1";
+
+const EVENTS_READ: &str = "SELECT seq, prev_hash, hash, event_json FROM audit_events \
+     WHERE seq >= $1 ORDER BY seq LIMIT $2";
+
+const CHECKPOINT_INSERT_SQLITE: &str = "INSERT INTO audit_checkpoints \
+     (tree_size, created_at, note, frontier) VALUES ($1, $2, $3, $4) ON CONFLICT (tree_size) DO NOTHING";
+const CHECKPOINT_INSERT_POSTGRES: &str = "INSERT INTO audit_checkpoints \
+     (tree_size, created_at, note, frontier) VALUES ($1, $2::timestamptz, $3, $4) \
+     ON CONFLICT (tree_size) DO NOTHING";
+// PostgreSQL spells created_at the way ward-audit writes timestamps, so both backends
+// decode one text form.
+const CHECKPOINTS_READ_SQLITE: &str = "SELECT tree_size, created_at, note, frontier \
+     FROM audit_checkpoints WHERE tree_size >= $1 ORDER BY tree_size LIMIT $2";
+const CHECKPOINTS_READ_POSTGRES: &str = "SELECT tree_size, \
+     to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), note, frontier \
+     FROM audit_checkpoints WHERE tree_size >= $1 ORDER BY tree_size LIMIT $2";
+const CHECKPOINT_LATEST_SQLITE: &str = "SELECT tree_size, created_at, note, frontier \
+     FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1";
+const CHECKPOINT_LATEST_POSTGRES: &str = "SELECT tree_size, \
+     to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), note, frontier \
+     FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1";
+
+const CURSOR_READ: &str = "SELECT next_seq FROM audit_sink_cursors WHERE sink = $1";
+const CURSOR_UPSERT_SQLITE: &str = "INSERT INTO audit_sink_cursors (sink, next_seq, updated_at) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (sink) DO UPDATE SET next_seq = excluded.next_seq, updated_at = excluded.updated_at";
+const CURSOR_UPSERT_POSTGRES: &str = "INSERT INTO audit_sink_cursors (sink, next_seq, updated_at) \
+     VALUES ($1, $2, $3::timestamptz) \
+     ON CONFLICT (sink) DO UPDATE SET next_seq = excluded.next_seq, updated_at = excluded.updated_at";
+
+/// `seq, prev_hash, hash, event_json` as read.
+type EventColumns = (i64, Vec<u8>, Vec<u8>, String);
+/// `tree_size, created_at, note, frontier` as read.
+type CheckpointColumns = (i64, String, String, Vec<u8>);
+
+impl AuditStore for MetaStore {
+    type Error = StoreError;
+
+    async fn append(&self, batch: &EventBatch) -> Result<Vec<AuditRecord>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => append_sqlite(writer, batch).await,
+            Backend::Postgres(pool) => append_postgres(pool, batch).await,
+        }
+    }
+
+    async fn head(&self) -> Result<ChainHead, StoreError> {
+        let row: Option<(i64, Vec<u8>)> = on_reader!(self, |pool| {
+            sqlx::query_as(HEAD_SELECT).fetch_optional(pool).await?
+        });
+        chain_head(row)
+    }
+
+    async fn read(&self, from_seq: u64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        // Past i64::MAX no row can exist.
+        let Ok(from) = i64::try_from(from_seq) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<EventColumns> = on_reader!(self, |pool| {
+            sqlx::query_as(EVENTS_READ)
+                .bind(from)
+                .bind(sql_limit(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(record_of_row).collect()
+    }
+
+    async fn query(&self, filter: &EventFilter) -> Result<Vec<AuditRecord>, StoreError> {
+        let Some(query) = FilterQuery::new(filter, is_postgres(self)) else {
+            return Ok(Vec::new());
+        };
+        let rows: Vec<EventColumns> = on_reader!(self, |pool| {
+            // The text holds only fixed fragments and placeholder numbers; every
+            // value is bound. Not kept prepared: each filter combination is its own
+            // statement, and queries are rare next to the registry's hot statements.
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(query.sql.as_str())).persistent(false);
+            for param in &query.params {
+                q = match param {
+                    Param::Int(n) => q.bind(*n),
+                    Param::Text(s) => q.bind(s.as_str()),
+                };
+            }
+            q.fetch_all(pool).await?
+        });
+        let records = rows
+            .into_iter()
+            .map(record_of_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        for record in &records {
+            confirm_match(filter, record)?;
+        }
+        Ok(records)
+    }
+
+    async fn put_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        let tree_size = to_i64(checkpoint.tree_size, "checkpoint tree_size")?;
+        let created_at = timestamp::format(checkpoint.created_at);
+        on_writer!(self, |pool, pg| {
+            let sql = if pg {
+                CHECKPOINT_INSERT_POSTGRES
+            } else {
+                CHECKPOINT_INSERT_SQLITE
+            };
+            sqlx::query(sql)
+                .bind(tree_size)
+                .bind(&created_at)
+                .bind(&checkpoint.note)
+                .bind(checkpoint.frontier_bytes())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let sql = if is_postgres(self) {
+            CHECKPOINT_LATEST_POSTGRES
+        } else {
+            CHECKPOINT_LATEST_SQLITE
+        };
+        let row: Option<CheckpointColumns> = on_reader!(self, |pool| {
+            sqlx::query_as(sql).fetch_optional(pool).await?
+        });
+        row.map(checkpoint_of_row).transpose()
+    }
+
+    async fn read_checkpoints(
+        &self,
+        from_size: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let Ok(from) = i64::try_from(from_size) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = if is_postgres(self) {
+            CHECKPOINTS_READ_POSTGRES
+        } else {
+            CHECKPOINTS_READ_SQLITE
+        };
+        let rows: Vec<CheckpointColumns> = on_reader!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(from)
+                .bind(sql_limit(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(checkpoint_of_row).collect()
+    }
+
+    async fn cursor(&self, sink: &str) -> Result<u64, StoreError> {
+        let next: Option<i64> = on_reader!(self, |pool| {
+            sqlx::query_scalar(CURSOR_READ)
+                .bind(sink)
+                .fetch_optional(pool)
+                .await?
+        });
+        next.map_or(Ok(0), |n| to_u64(n, "audit sink cursor"))
+    }
+
+    async fn set_cursor(&self, sink: &str, next_seq: u64) -> Result<(), StoreError> {
+        let next_seq = to_i64(next_seq, "audit sink cursor")?;
+        let now = timestamp::format(timestamp::now());
+        on_writer!(self, |pool, pg| {
+            let sql = if pg {
+                CURSOR_UPSERT_POSTGRES
+            } else {
+                CURSOR_UPSERT_SQLITE
+            };
+            sqlx::query(sql)
+                .bind(sink)
+                .bind(next_seq)
+                .bind(&now)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+}
+
+/// `limit` capped at [`READ_RECORDS_MAX`], as a SQL `LIMIT`.
+fn sql_limit(limit: usize) -> i64 {
+    const CAP: i64 = READ_RECORDS_MAX as i64;
+    i64::try_from(limit).map_or(CAP, |l| l.min(CAP))
+}
+
+fn is_postgres(store: &MetaStore) -> bool {
+    matches!(store.backend, Backend::Postgres(_))
+}
+
+/// SQLite: the writer connection's `BEGIN IMMEDIATE` is the head lock.
+async fn append_sqlite(
+    pool: &SqlitePool,
+    batch: &EventBatch,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(HEAD_SELECT).fetch_optional(&mut *tx).await?;
+    let linked = batch.link(&chain_head(row)?);
+    for event in &linked.events {
+        let row = EventRow::of(event)?;
+        sqlx::query(EVENT_INSERT_SQLITE)
+            .bind(row.seq)
+            .bind(row.record.prev_hash.as_bytes().as_slice())
+            .bind(row.record.hash.as_bytes().as_slice())
+            .bind(row.occurred_at)
+            .bind(row.event_type)
+            .bind(row.action)
+            .bind(row.outcome)
+            .bind(row.user_name)
+            .bind(row.repository)
+            .bind(row.record.event_json.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let head = linked.head_after;
+    sqlx::query(HEAD_UPDATE)
+        .bind(to_i64(head.size, "audit head size")?)
+        .bind(head.hash.as_bytes().as_slice())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(linked.events.into_iter().map(|e| e.record).collect())
+}
+
+/// PostgreSQL: the head row's `FOR UPDATE` lock is the head lock, across processes.
+async fn append_postgres(
+    pool: &PgPool,
+    batch: &EventBatch,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut tx = pool
+        .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+        .await?;
+    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(HEAD_SELECT_FOR_UPDATE)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let linked = batch.link(&chain_head(row)?);
+    let rows = linked
+        .events
+        .iter()
+        .map(EventRow::of)
+        .collect::<Result<Vec<_>, _>>()?;
+    sqlx::query(EVENTS_INSERT_POSTGRES)
+        .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.record.prev_hash.as_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.record.hash.as_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.occurred_at.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.event_type).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.action).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.outcome).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.user_name).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.repository).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.record.event_json.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *tx)
+        .await?;
+    let head = linked.head_after;
+    sqlx::query(HEAD_UPDATE)
+        .bind(to_i64(head.size, "audit head size")?)
+        .bind(head.hash.as_bytes().as_slice())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(linked.events.into_iter().map(|e| e.record).collect())
+}
+
+/// The column values of one linked event.
+struct EventRow<'a> {
+    seq: i64,
+    record: &'a AuditRecord,
+    occurred_at: String,
+    event_type: &'static str,
+    action: &'a str,
+    outcome: &'static str,
+    user_name: Option<&'a str>,
+    repository: Option<&'a str>,
+}
+
+impl<'a> EventRow<'a> {
+    fn of(linked: &'a LinkedEvent<'a>) -> Result<EventRow<'a>, StoreError> {
+        let event = linked.event;
+        Ok(EventRow {
+            seq: to_i64(linked.record.seq, "audit event seq")?,
+            record: &linked.record,
+            occurred_at: timestamp::format(event.timestamp),
+            event_type: event.event_type.as_str(),
+            action: &event.action,
+            outcome: event.outcome.as_str(),
+            user_name: event.user.as_deref(),
+            repository: event.repository.as_deref(),
+        })
+    }
+}
+
+fn corrupt(message: String) -> StoreError {
+    StoreError::Corrupt(message)
+}
+
+fn chain_head(row: Option<(i64, Vec<u8>)>) -> Result<ChainHead, StoreError> {
+    let Some((size, hash)) = row else {
+        return Err(corrupt(
+            "audit_head has no row, though migration 0002 creates it and its trigger refuses \
+             deletes: the schema was edited outside Ward"
+                .into(),
+        ));
+    };
+    let hash = Hash::from_slice(&hash).ok_or_else(|| {
+        corrupt(format!(
+            "audit_head.head_hash is {} bytes, not 32: the table was edited outside Ward",
+            hash.len()
+        ))
+    })?;
+    Ok(ChainHead {
+        size: to_u64(size, "audit head size")?,
+        hash,
+    })
+}
+
+fn record_of_row(
+    (seq, prev_hash, hash, event_json): EventColumns,
+) -> Result<AuditRecord, StoreError> {
+    let seq = to_u64(seq, "audit event seq")?;
+    let hash_column = |bytes: &[u8], column: &str| {
+        Hash::from_slice(bytes).ok_or_else(|| {
+            corrupt(format!(
+                "audit_events seq {seq}: {column} is {} bytes, not 32: the table was edited \
+                 outside Ward",
+                bytes.len()
+            ))
+        })
+    };
+    Ok(AuditRecord {
+        seq,
+        prev_hash: hash_column(&prev_hash, "prev_hash")?,
+        hash: hash_column(&hash, "hash")?,
+        event_json,
+    })
+}
+
+fn checkpoint_of_row(
+    (tree_size, created_at, note, frontier): CheckpointColumns,
+) -> Result<StoredCheckpoint, StoreError> {
+    let tree_size = to_u64(tree_size, "audit checkpoint tree_size")?;
+    let created_at = timestamp::parse(&created_at).map_err(|e| {
+        corrupt(format!(
+            "audit_checkpoints tree_size {tree_size}: created_at {created_at:?} is not a timestamp: {e}"
+        ))
+    })?;
+    let frontier = match Frontier::from_bytes(tree_size, &frontier) {
+        Ok(frontier) => frontier.nodes().to_vec(),
+        Err(error) => {
+            tracing::warn!(
+                tree_size,
+                %error,
+                "audit checkpoint's stored frontier does not fit its size; it is ignored and \
+                 the tree will be rebuilt from the events"
+            );
+            Vec::new()
+        }
+    };
+    Ok(StoredCheckpoint {
+        tree_size,
+        created_at,
+        note,
+        frontier,
+    })
+}
+
+/// Refuses a record selected by its columns that its hashed event does not match.
+fn confirm_match(filter: &EventFilter, record: &AuditRecord) -> Result<(), StoreError> {
+    let event = record.event().map_err(|e| {
+        corrupt(format!(
+            "audit_events seq {}: event_json is not an event ({e}): the table was edited \
+             outside Ward; run `ward audit verify`",
+            record.seq
+        ))
+    })?;
+    if filter.matches(record, &event) {
+        return Ok(());
+    }
+    Err(corrupt(format!(
+        "audit_events seq {}: its query columns match the filter but its hashed event does \
+         not: the table was edited outside Ward; run `ward audit verify`",
+        record.seq
+    )))
+}
+
+enum Param {
+    Int(i64),
+    Text(String),
+}
+
+/// The SQL of one [`EventFilter`]: only the conditions it sets, so each can use its index.
+struct FilterQuery {
+    sql: String,
+    params: Vec<Param>,
+}
+
+impl FilterQuery {
+    /// `None` when no row can match (`after_seq` at the end of the `seq` range).
+    fn new(filter: &EventFilter, pg: bool) -> Option<FilterQuery> {
+        let from = match filter.after_seq {
+            None => 0,
+            Some(after) => i64::try_from(after).ok()?.checked_add(1)?,
+        };
+        let mut query = FilterQuery {
+            sql: "SELECT seq, prev_hash, hash, event_json FROM audit_events WHERE seq >= $1"
+                .to_owned(),
+            params: vec![Param::Int(from)],
+        };
+        let text = [
+            ("user_name", filter.user.as_deref()),
+            ("repository", filter.repository.as_deref()),
+            ("action", filter.action.as_deref()),
+            ("outcome", filter.outcome.map(|o| o.as_str())),
+            ("event_type", filter.event_type.map(|t| t.as_str())),
+        ];
+        for (column, value) in text {
+            if let Some(value) = value {
+                query.condition(column, "=", "", Param::Text(value.to_owned()));
+            }
+        }
+        let cast = if pg { "::timestamptz" } else { "" };
+        // The canonical spelling truncated to microseconds, and whether nothing was cut.
+        let micros = |when| {
+            let truncated = timestamp::normalize(when);
+            (timestamp::format(truncated), truncated == when)
+        };
+        // Stored times are whole microseconds, so a bound with a finer remainder is
+        // the same as its truncation compared strictly (since) or inclusively (until).
+        if let Some(since) = filter.since {
+            let (at, exact) = micros(since);
+            let op = if exact { ">=" } else { ">" };
+            query.condition("occurred_at", op, cast, Param::Text(at));
+        }
+        if let Some(until) = filter.until {
+            let (at, exact) = micros(until);
+            let op = if exact { "<" } else { "<=" };
+            query.condition("occurred_at", op, cast, Param::Text(at));
+        }
+        let limit = query.placeholder(Param::Int(i64::try_from(filter.page_size()).ok()?));
+        query.sql += &format!(" ORDER BY seq LIMIT {limit}");
+        Some(query)
+    }
+
+    fn placeholder(&mut self, param: Param) -> String {
+        self.params.push(param);
+        format!("${}", self.params.len())
+    }
+
+    fn condition(&mut self, column: &str, op: &str, cast: &str, param: Param) {
+        let placeholder = self.placeholder(param);
+        self.sql += &format!(" AND {column} {op} {placeholder}{cast}");
+    }
+}

@@ -1,0 +1,267 @@
+//! The metadata store: SQLite (embedded default) or PostgreSQL (scale-out).
+//!
+//! All SQL lives under this module. One query text serves both backends: the
+//! statements use `$N` placeholders, which both drivers accept, and only
+//! portable SQL (`ON CONFLICT`, `RETURNING`). The [`on_reader!`]/[`on_writer!`]
+//! macros run one body against whichever pool is configured, so each query is
+//! written once. SQLite gets a single writer connection (writes are serialised
+//! in-process instead of failing with `SQLITE_BUSY`) and a pool of readers,
+//! which WAL mode lets run beside the writer.
+
+mod audit;
+mod auth;
+mod registry;
+mod uploads;
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use auth::{
+    AccessToken, AccessTokenLogin, AuthObject, AuthStoreError, Group, LAST_USE_RESOLUTION_MS,
+    NewAccessToken, NewRobot, NewUser, Page, PutOutcome, RepositoryLabel, Robot,
+    StoredImmutabilityRule, StoredPolicy, StoredRoleBinding, User,
+};
+pub use registry::{
+    ManifestMeta, NewManifest, PutManifestOutcome, Referrer, RepositoryPage, TagProtection,
+};
+pub use uploads::{NewUpload, Upload, UploadChunk};
+
+/// Errors from the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed or refused a statement.
+    #[error("metadata database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying schema migrations failed.
+    #[error("metadata schema migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be decoded; the database was edited by hand or is corrupt.
+    #[error("stored metadata is corrupt: {0}")]
+    Corrupt(String),
+    /// The database URL names no supported backend.
+    #[error("unsupported database URL {0:?}: use sqlite://<path> or postgres://...")]
+    UnsupportedUrl(String),
+}
+
+/// How the store connects.
+#[derive(Clone, Debug)]
+pub struct MetaStoreOptions {
+    /// Most connections per pool (PostgreSQL) or readers (SQLite).
+    pub connections_max: u32,
+    /// How long SQLite waits for a lock held by another process.
+    pub sqlite_busy_timeout: Duration,
+    /// Whether SQLite syncs the WAL on every commit (`FULL`) or only at
+    /// checkpoints (`NORMAL`, which survives process crashes but not power loss).
+    pub sqlite_sync_every_commit: bool,
+}
+
+impl Default for MetaStoreOptions {
+    fn default() -> Self {
+        MetaStoreOptions {
+            connections_max: 8,
+            sqlite_busy_timeout: Duration::from_secs(10),
+            sqlite_sync_every_commit: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite {
+        reader: SqlitePool,
+        writer: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// Registry metadata: repositories, blobs, manifests, tags, uploads and more.
+#[derive(Clone, Debug)]
+pub struct MetaStore {
+    backend: Backend,
+}
+
+/// Runs `$body` with `$pool` bound to the pool for reads.
+macro_rules! on_reader {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::meta::Backend::Sqlite { reader: $pool, .. } => $body,
+            $crate::meta::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to the pool for writes, and `$pg` telling
+/// whether the backend is PostgreSQL (for the rare statement that must differ).
+macro_rules! on_writer {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::meta::Backend::Sqlite { writer: $pool, .. } => $body,
+            $crate::meta::Backend::Postgres($pool) => $body,
+        }
+    };
+    ($store:expr, |$pool:ident, $pg:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::meta::Backend::Sqlite { writer: $pool, .. } => {
+                let $pg = false;
+                $body
+            }
+            $crate::meta::Backend::Postgres($pool) => {
+                let $pg = true;
+                $body
+            }
+        }
+    };
+}
+
+/// Inside a transaction `$tx`, finds or creates repository `$name`; evaluates to its id.
+macro_rules! ensure_repository {
+    ($tx:ident, $name:expr, $now:expr) => {{
+        sqlx::query("INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind($name.as_str())
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+            .bind($name.as_str())
+            .fetch_one(&mut *$tx)
+            .await?;
+        id
+    }};
+}
+
+/// Inside a transaction `$tx`, records blob `$digest` and links it into repository `$repo_id`.
+macro_rules! insert_blob_and_link {
+    ($tx:ident, $repo_id:expr, $digest:expr, $size:expr, $now:expr) => {{
+        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING")
+            .bind($digest.to_string())
+            .bind($size)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+        )
+        .bind($repo_id)
+        .bind($digest.to_string())
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+pub(crate) use {ensure_repository, insert_blob_and_link, on_reader, on_writer};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl MetaStore {
+    /// Connects to `url` (`sqlite://path` or `postgres://...`) and applies
+    /// pending migrations. A SQLite file is created if missing.
+    pub async fn connect(url: &str, options: &MetaStoreOptions) -> Result<Self, StoreError> {
+        let store = if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, options).await?
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Self::connect_postgres(url, options).await?
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn connect_sqlite(url: &str, options: &MetaStoreOptions) -> Result<Self, StoreError> {
+        let synchronous = if options.sqlite_sync_every_commit {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        };
+        let connect = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .busy_timeout(options.sqlite_busy_timeout)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.connections_max.max(1))
+            .connect_with(connect.read_only(true))
+            .await?;
+        Ok(MetaStore {
+            backend: Backend::Sqlite { reader, writer },
+        })
+    }
+
+    async fn connect_postgres(url: &str, options: &MetaStoreOptions) -> Result<Self, StoreError> {
+        let connect = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.connections_max.max(2))
+            .connect_with(connect)
+            .await?;
+        Ok(MetaStore {
+            backend: Backend::Postgres(pool),
+        })
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => SQLITE_MIGRATIONS.run(writer).await?,
+            Backend::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_reader!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for in-flight statements.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite { reader, writer } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} {v} exceeds i64")))
+}
+
+pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what} {v}")))
+}
+
+pub(crate) fn parse_digest(s: &str) -> Result<ward_core::Digest, StoreError> {
+    s.parse()
+        .map_err(|e| StoreError::Corrupt(format!("stored digest {s:?}: {e}")))
+}

@@ -1,0 +1,550 @@
+//! One suite, two backends: every scenario runs on a fresh SQLite file and on a
+//! fresh PostgreSQL schema (the server named by WARD_TEST_POSTGRES_URL).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use ward_core::Digest;
+use ward_core::manifest::{self, ParsedManifest};
+use ward_core::media;
+use ward_core::name::{Reference, RepositoryName, Tag};
+use ward_store::meta::{NewManifest, NewUpload, PutManifestOutcome, TagProtection, UploadChunk};
+use ward_store::{MetaStore, testing};
+
+/// Generates `mod $name { sqlite(); postgres(); }` running `$body(store)`.
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = testing::sqlite_store(dir.path()).await;
+                ($body)(store).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let store = testing::postgres_store().await;
+                ($body)(store).await;
+            }
+        }
+    };
+}
+
+fn repo(s: &str) -> RepositoryName {
+    RepositoryName::parse(s, 255).unwrap()
+}
+
+fn tag(s: &str) -> Tag {
+    Tag::parse(s).unwrap()
+}
+
+fn blob(n: u32) -> Digest {
+    Digest::of(format!("blob-{n}").as_bytes())
+}
+
+fn image_manifest(config: Digest, layers: &[Digest], extra: &str) -> Vec<u8> {
+    let layers: Vec<String> = layers
+        .iter()
+        .map(|d| format!(r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{d}","size":6}}"#))
+        .collect();
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{config}","size":6}},"layers":[{}]{extra}}}"#,
+        media::OCI_MANIFEST,
+        media::OCI_CONFIG,
+        layers.join(",")
+    )
+    .into_bytes()
+}
+
+async fn put(
+    store: &MetaStore,
+    r: &RepositoryName,
+    bytes: &[u8],
+    tags: &[Tag],
+    protection: &dyn TagProtection,
+) -> (Digest, PutManifestOutcome) {
+    let parsed: ParsedManifest = manifest::parse(bytes, Some(media::OCI_MANIFEST)).unwrap();
+    let digest = Digest::of(bytes);
+    let outcome = store
+        .put_manifest(
+            NewManifest {
+                repository: r,
+                digest,
+                parsed: &parsed,
+                content: bytes,
+                tags,
+            },
+            protection,
+        )
+        .await
+        .unwrap();
+    (digest, outcome)
+}
+
+async fn link(store: &MetaStore, r: &RepositoryName, ds: &[Digest]) {
+    for d in ds {
+        store.link_blob(r, d, 6).await.unwrap();
+    }
+}
+
+both_backends!(
+    blobs_are_visible_only_where_linked,
+    |store: MetaStore| async move {
+        let (a, b) = (repo("team-a/x"), repo("team-b/y"));
+        store.link_blob(&a, &blob(1), 6).await.unwrap();
+        assert_eq!(
+            store.blob_in_repository(&a, &blob(1)).await.unwrap(),
+            Some(6)
+        );
+        assert_eq!(store.blob_in_repository(&b, &blob(1)).await.unwrap(), None);
+        assert_eq!(store.blob_anywhere(&blob(1)).await.unwrap(), Some(6));
+
+        // Mounting needs the source to link the blob.
+        assert_eq!(store.mount_blob(&b, &a, &blob(1)).await.unwrap(), None);
+        assert_eq!(store.mount_blob(&a, &b, &blob(1)).await.unwrap(), Some(6));
+        assert_eq!(
+            store.blob_in_repository(&b, &blob(1)).await.unwrap(),
+            Some(6)
+        );
+
+        // Unlinking in one repository leaves the other untouched.
+        assert!(store.unlink_blob(&a, &blob(1)).await.unwrap());
+        assert!(!store.unlink_blob(&a, &blob(1)).await.unwrap());
+        assert_eq!(store.blob_in_repository(&a, &blob(1)).await.unwrap(), None);
+        assert_eq!(
+            store.blob_in_repository(&b, &blob(1)).await.unwrap(),
+            Some(6)
+        );
+    }
+);
+
+both_backends!(
+    manifests_require_their_blobs,
+    |store: MetaStore| async move {
+        let r = repo("app");
+        let bytes = image_manifest(blob(1), &[blob(2), blob(3)], "");
+        let (_, outcome) = put(&store, &r, &bytes, &[tag("v1")], &()).await;
+        assert_eq!(
+            outcome,
+            PutManifestOutcome::MissingReferences(vec![blob(1), blob(2), blob(3)])
+        );
+        assert_eq!(
+            store
+                .resolve_manifest(&r, &Reference::Tag(tag("v1")))
+                .await
+                .unwrap(),
+            None
+        );
+
+        link(&store, &r, &[blob(1), blob(2)]).await;
+        let (_, outcome) = put(&store, &r, &bytes, &[tag("v1")], &()).await;
+        assert_eq!(
+            outcome,
+            PutManifestOutcome::MissingReferences(vec![blob(3)])
+        );
+
+        link(&store, &r, &[blob(3)]).await;
+        let (digest, outcome) = put(&store, &r, &bytes, &[tag("v1"), tag("latest")], &()).await;
+        assert!(matches!(outcome, PutManifestOutcome::Stored { .. }));
+        for reference in [
+            Reference::Tag(tag("v1")),
+            Reference::Tag(tag("latest")),
+            Reference::Digest(digest),
+        ] {
+            let meta = store
+                .resolve_manifest(&r, &reference)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(meta.digest, digest);
+            assert_eq!(meta.media_type, media::OCI_MANIFEST);
+            assert_eq!(meta.size, bytes.len() as u64);
+        }
+        let content = store.manifest_content(&r, &digest).await.unwrap().unwrap();
+        assert_eq!(&content[..], &bytes[..], "manifests are stored byte-exact");
+        // Not visible from another repository.
+        assert_eq!(
+            store
+                .resolve_manifest(&repo("other"), &Reference::Digest(digest))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+);
+
+both_backends!(
+    deleting_a_manifest_removes_its_tags,
+    |store: MetaStore| async move {
+        let r = repo("app");
+        link(&store, &r, &[blob(1)]).await;
+        let (d1, _) = put(
+            &store,
+            &r,
+            &image_manifest(blob(1), &[], ""),
+            &[tag("a"), tag("b")],
+            &(),
+        )
+        .await;
+        assert!(store.delete_tag(&r, &tag("a")).await.unwrap());
+        assert!(!store.delete_tag(&r, &tag("a")).await.unwrap());
+        assert!(
+            store
+                .resolve_manifest(&r, &Reference::Digest(d1))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(store.delete_manifest(&r, &d1).await.unwrap());
+        assert!(!store.delete_manifest(&r, &d1).await.unwrap());
+        assert_eq!(
+            store
+                .resolve_manifest(&r, &Reference::Tag(tag("b")))
+                .await
+                .unwrap(),
+            None
+        );
+        let page = store.tags(&r, None, 10).await.unwrap().unwrap();
+        assert!(page.names.is_empty());
+    }
+);
+
+both_backends!(
+    tags_and_repositories_page_in_byte_order,
+    |store: MetaStore| async move {
+        let r = repo("app");
+        link(&store, &r, &[blob(1)]).await;
+        let names = ["b", "B", "a", "A", "_x", "1", "a.b", "a-b"];
+        let tags: Vec<Tag> = names.iter().map(|n| tag(n)).collect();
+        put(&store, &r, &image_manifest(blob(1), &[], ""), &tags, &()).await;
+        let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        want.sort(); // byte order
+        let all = store.tags(&r, None, 100).await.unwrap().unwrap();
+        assert_eq!(all.names, want);
+        assert!(!all.more);
+
+        let mut seen = Vec::new();
+        let mut last: Option<String> = None;
+        loop {
+            let page = store.tags(&r, last.as_deref(), 3).await.unwrap().unwrap();
+            assert!(page.names.len() <= 3);
+            seen.extend(page.names.clone());
+            if !page.more {
+                break;
+            }
+            last = page.names.last().cloned();
+        }
+        assert_eq!(seen, want);
+        assert!(
+            store
+                .tags(&repo("missing"), None, 10)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        for n in ["z/z", "a/b", "m"] {
+            link(&store, &repo(n), &[blob(1)]).await;
+        }
+        let page = store.repositories(None, 2).await.unwrap();
+        assert_eq!(page.names, vec!["a/b", "app"]);
+        assert!(page.more);
+        let page = store.repositories(Some("app"), 10).await.unwrap();
+        assert_eq!(page.names, vec!["m", "z/z"]);
+        assert!(!page.more);
+    }
+);
+
+both_backends!(
+    referrers_are_indexed_by_subject,
+    |store: MetaStore| async move {
+        let r = repo("app");
+        link(&store, &r, &[blob(1)]).await;
+        let subject = Digest::of(b"not pushed yet");
+        let mut digests = Vec::new();
+        for (i, kind) in [
+            "application/vnd.example.sig",
+            "application/vnd.example.sbom",
+            "application/vnd.example.sig",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let extra = format!(
+                r#","artifactType":"{kind}","subject":{{"mediaType":"{}","digest":"{subject}","size":1}},"annotations":{{"n":"{i}"}}"#,
+                media::OCI_MANIFEST
+            );
+            let (d, outcome) =
+                put(&store, &r, &image_manifest(blob(1), &[], &extra), &[], &()).await;
+            assert!(
+                matches!(outcome, PutManifestOutcome::Stored { .. }),
+                "a dangling subject is accepted"
+            );
+            digests.push(d);
+        }
+        digests.sort();
+        let (all, more) = store.referrers(&r, &subject, None, None, 10).await.unwrap();
+        assert!(!more);
+        assert_eq!(all.iter().map(|x| x.digest).collect::<Vec<_>>(), digests);
+        assert!(all.iter().all(|x| x.annotations.contains_key("n")));
+
+        let (sigs, _) = store
+            .referrers(&r, &subject, Some("application/vnd.example.sig"), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(sigs.len(), 2);
+        assert!(
+            sigs.iter()
+                .all(|x| x.artifact_type.as_deref() == Some("application/vnd.example.sig"))
+        );
+
+        let (first, more) = store.referrers(&r, &subject, None, None, 2).await.unwrap();
+        assert!(more);
+        let (rest, more) = store
+            .referrers(&r, &subject, None, Some(&first[1].digest), 2)
+            .await
+            .unwrap();
+        assert!(!more);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].digest, digests[2]);
+        let (none, _) = store
+            .referrers(&r, &Digest::of(b"other"), None, None, 10)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+);
+
+struct ProtectProd;
+impl TagProtection for ProtectProd {
+    fn protecting_rule(&self, _: &RepositoryName, tag: &Tag) -> Option<String> {
+        tag.as_str()
+            .starts_with("prod-")
+            .then(|| "prefix prod-".to_owned())
+    }
+}
+
+both_backends!(
+    protected_tags_stay_bound_to_their_first_content,
+    |store: MetaStore| async move {
+        let r = repo("app");
+        link(&store, &r, &[blob(1), blob(2)]).await;
+        let one = image_manifest(blob(1), &[], "");
+        let two = image_manifest(blob(2), &[], "");
+        let (d1, o) = put(&store, &r, &one, &[tag("prod-1"), tag("dev")], &ProtectProd).await;
+        let stored = PutManifestOutcome::Stored { moved: vec![] };
+        assert_eq!(o, stored);
+        // Re-pushing the same content is fine.
+        let again = put(&store, &r, &one, &[tag("prod-1")], &ProtectProd)
+            .await
+            .1;
+        assert_eq!(again, stored);
+        // Moving it is not, and nothing is stored.
+        let (d2, o) = put(&store, &r, &two, &[tag("dev"), tag("prod-1")], &ProtectProd).await;
+        assert_eq!(
+            o,
+            PutManifestOutcome::TagProtected {
+                tag: tag("prod-1"),
+                rule: "prefix prod-".into(),
+                bound_to: d1
+            }
+        );
+        assert_eq!(
+            store
+                .resolve_manifest(&r, &Reference::Digest(d2))
+                .await
+                .unwrap(),
+            None
+        );
+        let dev = store
+            .resolve_manifest(&r, &Reference::Tag(tag("dev")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(dev.digest, d1, "the refused push moved no tag");
+        // Deleting the tag and the manifest does not free the binding.
+        store.delete_manifest(&r, &d1).await.unwrap();
+        let (_, o) = put(&store, &r, &two, &[tag("prod-1")], &ProtectProd).await;
+        assert!(matches!(o, PutManifestOutcome::TagProtected { .. }));
+        // The original content can come back.
+        let back = put(&store, &r, &one, &[tag("prod-1"), tag("dev")], &ProtectProd)
+            .await
+            .1;
+        assert_eq!(back, stored);
+        // Unprotected tags move freely, and the move is reported.
+        let (d2, o) = put(&store, &r, &two, &[tag("dev")], &ProtectProd).await;
+        assert_eq!(
+            o,
+            PutManifestOutcome::Stored {
+                moved: vec![(tag("dev"), d1)]
+            }
+        );
+        assert_eq!(
+            store.tags_of(&r, &d2).await.unwrap(),
+            vec!["dev".to_owned()]
+        );
+    }
+);
+
+both_backends!(
+    concurrent_pushes_to_a_new_protected_tag_have_one_winner,
+    |store: MetaStore| async move {
+        let r = repo("race");
+        let configs: Vec<Digest> = (0..50).map(blob).collect();
+        link(&store, &r, &configs).await;
+        let store = Arc::new(store);
+        let mut tasks = Vec::new();
+        for c in configs {
+            let store = store.clone();
+            let r = r.clone();
+            tasks.push(tokio::spawn(async move {
+                put(
+                    &store,
+                    &r,
+                    &image_manifest(c, &[], ""),
+                    &[tag("prod-race")],
+                    &ProtectProd,
+                )
+                .await
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            let (d, o) = t.await.unwrap();
+            if matches!(o, PutManifestOutcome::Stored { .. }) {
+                winners.push(d);
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one push wins");
+        let now = store
+            .resolve_manifest(&r, &Reference::Tag(tag("prod-race")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(now.digest, winners[0]);
+    }
+);
+
+both_backends!(
+    upload_sessions_advance_only_from_where_they_are,
+    |store: MetaStore| async move {
+        let r = repo("up");
+        let id = uuid::Uuid::new_v4();
+        store
+            .create_upload(NewUpload {
+                id,
+                repository: &r,
+                hash_state: b"h0",
+                now_ms: 1_000,
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.open_uploads(&r).await.unwrap(), 1);
+        let chunk = |k: &str, size| UploadChunk {
+            object_key: k.into(),
+            size,
+        };
+        assert!(
+            store
+                .append_upload_chunk(id, 0, &chunk("k1", 10), b"h1", 2_000)
+                .await
+                .unwrap()
+        );
+        // A writer that started from offset 0 lost the race: nothing changes.
+        assert!(
+            !store
+                .append_upload_chunk(id, 0, &chunk("k-stale", 5), b"hx", 2_100)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .append_upload_chunk(id, 10, &chunk("k2", 4), b"h2", 3_000)
+                .await
+                .unwrap()
+        );
+        let u = store.upload(id).await.unwrap().unwrap();
+        assert_eq!(u.size, 14);
+        assert_eq!(u.hash_state, b"h2");
+        assert_eq!(u.updated_at_ms, 3_000);
+        assert_eq!(u.chunks, vec![chunk("k1", 10), chunk("k2", 4)]);
+
+        assert_eq!(
+            store.stale_uploads(3_000, 10).await.unwrap(),
+            Vec::<uuid::Uuid>::new()
+        );
+        assert_eq!(store.stale_uploads(3_001, 10).await.unwrap(), vec![id]);
+
+        assert!(
+            store
+                .complete_upload(id, &r, &blob(9), 14, 4_000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .complete_upload(id, &r, &blob(9), 14, 4_000)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.upload(id).await.unwrap(), None);
+        assert_eq!(
+            store.blob_in_repository(&r, &blob(9)).await.unwrap(),
+            Some(14)
+        );
+
+        let gone = uuid::Uuid::new_v4();
+        store
+            .create_upload(NewUpload {
+                id: gone,
+                repository: &r,
+                hash_state: b"",
+                now_ms: 1,
+            })
+            .await
+            .unwrap();
+        assert!(store.delete_upload(gone).await.unwrap());
+        assert!(!store.upload_exists(gone).await.unwrap());
+        assert!(
+            !store
+                .append_upload_chunk(gone, 0, &chunk("k", 1), b"", 2)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.open_uploads_total().await.unwrap(), 0);
+    }
+);
+
+both_backends!(
+    index_children_must_be_manifests_in_the_repository,
+    |store: MetaStore| async move {
+        let r = repo("idx");
+        link(&store, &r, &[blob(1)]).await;
+        let child = image_manifest(blob(1), &[], "");
+        let child_digest = Digest::of(&child);
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{child_digest}","size":{}}}]}}"#,
+            media::OCI_INDEX,
+            media::OCI_MANIFEST,
+            child.len()
+        );
+        let parsed = manifest::parse(index.as_bytes(), Some(media::OCI_INDEX)).unwrap();
+        let new = |tags| NewManifest {
+            repository: &r,
+            digest: Digest::of(index.as_bytes()),
+            parsed: &parsed,
+            content: index.as_bytes(),
+            tags,
+        };
+        assert_eq!(
+            store.put_manifest(new(&[]), &()).await.unwrap(),
+            PutManifestOutcome::MissingReferences(vec![child_digest])
+        );
+        put(&store, &r, &child, &[], &()).await;
+        assert!(matches!(
+            store.put_manifest(new(&[]), &()).await.unwrap(),
+            PutManifestOutcome::Stored { .. }
+        ));
+    }
+);
