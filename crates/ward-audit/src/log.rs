@@ -1,0 +1,251 @@
+//! [`AuditLog`]: the front end the server records through, with group commit.
+//!
+//! Every [`AuditLog::record`] call sends its event into one bounded queue. A single
+//! writer task takes whatever is waiting (up to `batch_events_max`), appends it to the
+//! store in one transaction, and only then answers each caller. A caller therefore
+//! learns its event is durable before it answers its own client, and concurrent
+//! requests share one commit. If the store fails, every caller of that batch gets the
+//! error, so the server fails those requests rather than losing their records.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::canonical::CanonicalError;
+use crate::event::{AuditEvent, EventLimits};
+use crate::hash::Hash;
+use crate::record::{ChainHead, EventBatch};
+use crate::store::AuditStore;
+
+/// Sizing of the log front end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// Events that may wait for the writer; further callers wait for room.
+    pub queue_events_max: usize,
+    /// Most events appended in one transaction.
+    pub batch_events_max: usize,
+    /// Field size limits applied before recording.
+    pub limits: EventLimits,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            queue_events_max: 8192,
+            batch_events_max: 512,
+            limits: EventLimits::default(),
+        }
+    }
+}
+
+/// Proof that an event is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Its position in the log.
+    pub seq: u64,
+    /// Its chain hash.
+    pub hash: Hash,
+}
+
+/// Why an event was not recorded. The request that caused it must fail.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuditError {
+    /// The store refused or failed the append; nothing of the batch was stored.
+    #[error("audit store failed, the event was not recorded: {0}")]
+    Store(Arc<dyn std::error::Error + Send + Sync>),
+    /// The writer task is gone (shutting down or crashed).
+    #[error("audit log writer has stopped, the event was not recorded")]
+    Closed,
+    /// The event has no canonical encoding.
+    #[error("audit event cannot be encoded: {0}")]
+    Encode(#[from] CanonicalError),
+}
+
+/// Counters of the log front end, for `/metrics` and health output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogStats {
+    /// Events stored.
+    pub events_recorded_total: u64,
+    /// Transactions committed.
+    pub batches_total: u64,
+    /// Failed appends (each failed every event of its batch).
+    pub store_failures_total: u64,
+    /// Events whose caller got an error.
+    pub events_failed_total: u64,
+    /// Events waiting for the writer right now.
+    pub queued_events: u64,
+    /// The last store error.
+    pub last_error: Option<String>,
+    /// The head after the last commit.
+    pub head: Option<ChainHead>,
+}
+
+#[derive(Default)]
+struct Counters {
+    recorded: AtomicU64,
+    batches: AtomicU64,
+    store_failures: AtomicU64,
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+struct Request {
+    event: AuditEvent,
+    reply: oneshot::Sender<Result<Receipt, AuditError>>,
+}
+
+/// The handle the server records through. Cheap to clone; the writer stops when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Request>,
+    head: watch::Receiver<ChainHead>,
+    limits: EventLimits,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("head", &*self.head.borrow())
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// Reads the store's head and starts the writer task.
+    pub async fn start<S: AuditStore>(
+        store: Arc<S>,
+        config: LogConfig,
+    ) -> Result<(AuditLog, JoinHandle<()>), AuditError> {
+        let head = store
+            .head()
+            .await
+            .map_err(|e| AuditError::Store(Arc::new(e)))?;
+        let (tx, rx) = mpsc::channel(config.queue_events_max.max(1));
+        let (head_tx, head_rx) = watch::channel(head);
+        let counters = Arc::new(Counters::default());
+        let writer = Writer {
+            store,
+            head: head_tx,
+            counters: counters.clone(),
+            batch_max: config.batch_events_max.max(1),
+        };
+        let task = tokio::spawn(writer.run(rx));
+        let log = AuditLog {
+            tx,
+            head: head_rx,
+            limits: config.limits,
+            counters,
+        };
+        Ok((log, task))
+    }
+
+    /// Records `event` and returns once it is durable in the store.
+    pub async fn record(&self, mut event: AuditEvent) -> Result<Receipt, AuditError> {
+        event.clamp(&self.limits);
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Request { event, reply })
+            .await
+            .map_err(|_| AuditError::Closed)?;
+        answer.await.map_err(|_| AuditError::Closed)?
+    }
+
+    /// The head after the latest commit of this process; changes wake sinks.
+    pub fn subscribe(&self) -> watch::Receiver<ChainHead> {
+        self.head.clone()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> LogStats {
+        let c = &self.counters;
+        LogStats {
+            events_recorded_total: c.recorded.load(Ordering::Relaxed),
+            batches_total: c.batches.load(Ordering::Relaxed),
+            store_failures_total: c.store_failures.load(Ordering::Relaxed),
+            events_failed_total: c.failed.load(Ordering::Relaxed),
+            queued_events: (self.tx.max_capacity() - self.tx.capacity()) as u64,
+            last_error: c.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
+            head: Some(*self.head.borrow()),
+        }
+    }
+}
+
+struct Writer<S> {
+    store: Arc<S>,
+    head: watch::Sender<ChainHead>,
+    counters: Arc<Counters>,
+    batch_max: usize,
+}
+
+impl<S: AuditStore> Writer<S> {
+    async fn run(self, mut rx: mpsc::Receiver<Request>) {
+        let mut pending = Vec::with_capacity(self.batch_max);
+        while rx.recv_many(&mut pending, self.batch_max).await > 0 {
+            self.commit(std::mem::take(&mut pending)).await;
+        }
+    }
+
+    async fn commit(&self, requests: Vec<Request>) {
+        let (events, replies): (Vec<AuditEvent>, Vec<_>) =
+            requests.into_iter().map(|r| (r.event, r.reply)).unzip();
+        let batch = match EventBatch::new(events) {
+            Ok(batch) => batch,
+            Err(e) => return self.fail_all(replies, AuditError::Encode(e)),
+        };
+        match self.store.append(&batch).await {
+            Ok(records) if records.len() == replies.len() => {
+                if let Some(last) = records.last() {
+                    self.head.send_replace(last.head_after());
+                }
+                self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .recorded
+                    .fetch_add(records.len() as u64, Ordering::Relaxed);
+                for (record, reply) in records.iter().zip(replies) {
+                    // A caller that gave up still has its event stored; nothing to undo.
+                    let _ = reply.send(Ok(Receipt {
+                        seq: record.seq,
+                        hash: record.hash,
+                    }));
+                }
+            }
+            Ok(records) => {
+                let message = format!(
+                    "store returned {} records for a batch of {}",
+                    records.len(),
+                    replies.len()
+                );
+                self.fail_all(replies, AuditError::Store(Arc::new(BrokenStore(message))));
+            }
+            Err(e) => self.fail_all(replies, AuditError::Store(Arc::new(e))),
+        }
+    }
+
+    fn fail_all(
+        &self,
+        replies: Vec<oneshot::Sender<Result<Receipt, AuditError>>>,
+        error: AuditError,
+    ) {
+        self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .failed
+            .fetch_add(replies.len() as u64, Ordering::Relaxed);
+        if let Ok(mut last) = self.counters.last_error.lock() {
+            *last = Some(error.to_string());
+        }
+        for reply in replies {
+            let _ = reply.send(Err(error.clone()));
+        }
+    }
+}
+
+/// A store that broke the [`AuditStore::append`] contract.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BrokenStore(String);
