@@ -1,0 +1,399 @@
+//! ward-server: the registry as an HTTP service.
+//!
+//! Provides the OCI Distribution API under `/v2/` ([`oci`]), health and
+//! metrics endpoints, the accept loop ([`serve`]) and background workers
+//! ([`workers`]). [`start`] runs a registry from a [`config::Config`];
+//! [`router`] builds the axum app over an [`state::AppState`].
+//!
+//! The design decision a reader must know: **all of `/v2/` goes through one
+//! dispatcher**, which resolves each request to an [`oci::route::Endpoint`]
+//! whose required access is declared in one exhaustive match. A new endpoint
+//! cannot be added without saying what it requires.
+//!
+//! Layering: handlers call `ward-store` and the libraries; they never write
+//! SQL and hold no rule that belongs in a library. **Only this crate knows the
+//! OCI wire format.**
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = ward_server::config::Config::load(None)?;
+//! let running = ward_server::start(config).await?;
+//! println!("listening on {}", running.local_addr);
+//! running.stop().await;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod access;
+pub mod api;
+pub mod audit;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod oci;
+pub mod serve;
+pub mod state;
+pub mod token_endpoint;
+pub mod workers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use ward_store::{BlobStore, BlobStoreOptions, MetaStore, MetaStoreOptions};
+
+use config::Config;
+use oci::route::Endpoint;
+use state::{AppState, EndpointLabels, ManifestCache, Metrics, RequestLabels};
+
+/// Why the registry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Opening the metadata database failed.
+    #[error("opening the metadata database: {0}")]
+    Meta(#[from] ward_store::StoreError),
+    /// Opening blob storage failed.
+    #[error("opening blob storage: {0}")]
+    Blobs(#[from] ward_store::BlobStoreError),
+    /// Binding the listen address failed.
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// TLS could not be configured.
+    #[error(transparent)]
+    Tls(#[from] serve::TlsError),
+    /// Access control could not start.
+    #[error(transparent)]
+    Access(#[from] access::AccessError),
+    /// The audit log could not start.
+    #[error("starting the audit log: {0}")]
+    Audit(String),
+    /// The first administrator could not be created.
+    #[error("creating the first administrator: {0}")]
+    Bootstrap(String),
+    /// The data directory could not be created.
+    #[error("creating the directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+}
+
+/// Opens the stores a configuration names, applying database migrations.
+pub async fn open(config: Config) -> Result<AppState, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let meta = MetaStore::connect(
+        &config.database_url(),
+        &MetaStoreOptions {
+            connections_max: config.database_connections_max,
+            sqlite_sync_every_commit: config.storage.sqlite_sync_every_commit,
+            ..MetaStoreOptions::default()
+        },
+    )
+    .await?;
+    let blobs = BlobStore::local(
+        config.storage_path(),
+        config.storage.fsync,
+        BlobStoreOptions {
+            part_size_bytes: config.storage.part_size_bytes,
+            parts_in_flight_max: config.storage.parts_in_flight_max,
+            ..BlobStoreOptions::default()
+        },
+    )?;
+    let token_key_path = config.token_key_path();
+    private_parent_dir(&token_key_path)?;
+    private_parent_dir(&config.in_data_dir(&config.audit.checkpoint_key_path))?;
+    let access = access::AccessControl::open(config.auth.clone(), &token_key_path, &meta).await?;
+    bootstrap_admin(&config, &meta, &access).await?;
+    let (audit, audit_public_key) = start_audit(&config, &meta).await?;
+    Ok(AppState {
+        manifests: ManifestCache::new(config.cache.manifest_bytes_max),
+        config: Arc::new(config),
+        meta,
+        blobs,
+        metrics: Arc::new(Metrics::new()),
+        access: Arc::new(access),
+        audit: Arc::new(audit),
+        audit_public_key: Arc::new(audit_public_key),
+    })
+}
+
+/// Creates the directory a key file lives in, readable by its owner only,
+/// when it does not exist yet (a directory that exists is left as it is).
+fn private_parent_dir(key_path: &std::path::Path) -> Result<(), StartError> {
+    let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|source| StartError::DataDir {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+async fn start_audit(
+    config: &Config,
+    meta: &MetaStore,
+) -> Result<(ward_audit::Audit, String), StartError> {
+    let mut audit_config = config.audit.clone();
+    audit_config.checkpoint_key_path = config.in_data_dir(&audit_config.checkpoint_key_path);
+    let signer = ward_audit::CheckpointSigner::load_or_generate(
+        &audit_config.checkpoint_key_path,
+        &audit_config.origin,
+    )
+    .map_err(|e| StartError::Audit(e.to_string()))?;
+    let public_key = signer
+        .verifier()
+        .to_public_pem()
+        .map_err(|e| StartError::Audit(e.to_string()))?;
+    let audit = ward_audit::Audit::start(Arc::new(meta.clone()), &audit_config, signer)
+        .await
+        .map_err(|e| StartError::Audit(e.to_string()))?;
+    Ok((audit, public_key))
+}
+
+/// Creates the first administrator when there are no users at all. The
+/// password comes from the config file, else `WARD_ADMIN_PASSWORD`, else it is
+/// generated and printed once on standard error (never into the log).
+async fn bootstrap_admin(
+    config: &Config,
+    meta: &MetaStore,
+    access: &access::AccessControl,
+) -> Result<(), StartError> {
+    let fail = |e: &dyn std::fmt::Display| StartError::Bootstrap(e.to_string());
+    let name = config.auth.admin_username.as_str();
+    let (password, generated) = match (&config.admin_password, std::env::var("WARD_ADMIN_PASSWORD"))
+    {
+        (Some(p), _) => (ward_auth::SecretString::from(p.expose()), false),
+        (None, Ok(p)) if !p.is_empty() => (ward_auth::SecretString::from(p), false),
+        _ => (
+            ward_auth::password::generate_password().map_err(|e| fail(&e))?,
+            true,
+        ),
+    };
+    let hash = access
+        .hash_password(&password)
+        .map_err(|e| fail(&e.message))?;
+    let new = ward_store::meta::NewUser {
+        name,
+        password_hash: hash.as_phc(),
+    };
+    let binding = ward_store::meta::StoredRoleBinding {
+        subject: format!("user:{name}"),
+        role: "admin".into(),
+        repositories: "*".into(),
+    };
+    // The user and its Admin binding are created together, and only if there are no users.
+    let created = meta
+        .create_user_if_no_users(&new, &[binding])
+        .await
+        .map_err(|e| fail(&e))?;
+    if created.is_none() {
+        return Ok(());
+    }
+    access.refresh(meta).await.map_err(|e| fail(&e))?;
+    tracing::info!(user = name, "created the first administrator");
+    if generated {
+        eprintln!(
+            "\n  Ward created the administrator {name:?} with this generated password,\n  shown only now: {}\n  Set WARD_ADMIN_PASSWORD before the first start to choose it.\n",
+            password.expose()
+        );
+    }
+    Ok(())
+}
+
+/// The HTTP application.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v2", any(oci::dispatch))
+        .route("/v2/", any(oci::dispatch))
+        .route("/v2/{*rest}", any(oci::dispatch))
+        .route(
+            "/token",
+            get(token_endpoint::token).post(token_endpoint::token),
+        )
+        .merge(api::router(&state))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.meta.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metadata database unavailable\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    if let Ok(n) = state.meta.open_uploads_total().await {
+        state
+            .metrics
+            .uploads_open
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+/// Request ids, metrics and logs for every request.
+async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        request.headers_mut().insert("x-request-id", v);
+    }
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let endpoint = response
+        .extensions()
+        .get::<Endpoint>()
+        .map_or("other", |e| e.label());
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            endpoint,
+            method: method.as_str().to_owned(),
+            status,
+        })
+        .inc();
+    state
+        .metrics
+        .latency
+        .get_or_create(&EndpointLabels { endpoint })
+        .observe(elapsed.as_secs_f64());
+    if status >= 500 {
+        tracing::warn!(%method, %path, status, request_id, "request failed");
+    } else {
+        tracing::debug!(%method, %path, status, request_id, micros = elapsed.as_micros() as u64, "request");
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+/// A registry running in the background.
+pub struct Running {
+    /// The address it listens on (useful with port 0).
+    pub local_addr: SocketAddr,
+    /// Its state, for tests and embedding.
+    pub state: AppState,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
+    refresher: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish, and closes the stores.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+        self.sweeper.abort();
+        self.refresher.abort();
+        self.state.meta.close().await;
+    }
+
+    /// Waits until the server stops by itself (it does not, short of a panic).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Opens the stores, binds the listener and serves in the background.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let tls = config.tls.as_ref().map(serve::tls_acceptor).transpose()?;
+    let listen = config.listen;
+    if tls.is_none() && !listen.ip().is_loopback() {
+        tracing::warn!(
+            %listen,
+            "serving plain HTTP on a non-loopback address: credentials and content cross the \
+             network unencrypted; configure [tls] or put a TLS proxy in front"
+        );
+    }
+    let state = open(config).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let (shutdown, on_shutdown) = oneshot::channel::<()>();
+    let app = router(state.clone());
+    let limits = state.config.limits.clone();
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    let task = tokio::spawn(async move {
+        serve::run(listener, app, tls, &limits, grace, async {
+            let _ = on_shutdown.await;
+        })
+        .await;
+    });
+    let sweeper = tokio::spawn(workers::run_upload_sweeper(state.clone()));
+    let refresher = tokio::spawn(workers::run_access_refresher(state.clone()));
+    tracing::info!(%local_addr, database = state.meta.backend_name(), "ward is serving");
+    Ok(Running {
+        local_addr,
+        state,
+        shutdown,
+        task,
+        sweeper,
+        refresher,
+    })
+}

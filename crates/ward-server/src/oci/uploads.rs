@@ -1,0 +1,576 @@
+//! Blob uploads: monolithic, chunked, streamed, resumable, and cross-repository mounts.
+//!
+//! Bytes stream from the request into a chunk object under the session's
+//! folder while being hashed; the hash state and the chunk list are saved in
+//! the metadata store after each chunk, so a session resumes after a restart
+//! without re-reading anything. On completion the digest is checked, the bytes
+//! are moved to their content address, and only then does one transaction
+//! remove the session and link the blob into the repository.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use uuid::Uuid;
+use ward_core::ErrorCode;
+use ward_core::digest::{Algorithm, Digest, Hasher};
+use ward_core::name::RepositoryName;
+use ward_store::meta::{NewUpload, Upload, UploadChunk};
+use ward_store::{BlobWriter, ObjectKey as Path, now_ms, paths};
+
+use super::{Ctx, empty};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{header_str, query_value, query_values, upload_content_range, upload_range};
+
+fn session_location(name: &RepositoryName, id: Uuid) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+fn blob_location(name: &RepositoryName, digest: &Digest) -> String {
+    format!("/v2/{name}/blobs/{digest}")
+}
+
+fn accepted(name: &RepositoryName, id: Uuid, size: u64, status: StatusCode) -> Response {
+    empty(
+        status,
+        &[
+            ("location", session_location(name, id)),
+            ("range", upload_range(size)),
+            ("docker-upload-uuid", id.to_string()),
+            ("blob-upload-session-id", id.to_string()),
+            ("content-length", "0".into()),
+        ],
+    )
+}
+
+/// Records a blob arriving in a repository (uploaded or mounted).
+async fn audit_blob(
+    ctx: &Ctx,
+    name: &RepositoryName,
+    digest: &Digest,
+    action: &str,
+) -> ApiResult<()> {
+    let event = crate::audit::event(ward_audit::EventType::Push, Some(&ctx.caller), &ctx.headers)
+        .action(action)
+        .repository(name.as_str())
+        .digest(digest);
+    crate::audit::record(&ctx.state, event).await
+}
+
+fn created(name: &RepositoryName, digest: &Digest) -> Response {
+    empty(
+        StatusCode::CREATED,
+        &[
+            ("location", blob_location(name, digest)),
+            ("docker-content-digest", digest.to_string()),
+            ("content-length", "0".into()),
+        ],
+    )
+}
+
+fn out_of_order(name: &RepositoryName, upload: &Upload, why: &str) -> ApiError {
+    ApiError::new(ErrorCode::BlobUploadInvalid, why.to_owned())
+        .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+        .with_header(header::LOCATION, session_location(name, upload.id))
+        .with_header(header::RANGE, upload_range(upload.size))
+        .with_header(
+            header::HeaderName::from_static("blob-upload-session-id"),
+            upload.id.to_string(),
+        )
+}
+
+/// `POST /v2/<name>/blobs/uploads/`: mount, single-request upload, or a new session.
+pub(super) async fn start(ctx: &Ctx, name: &str, body: Body) -> ApiResult<Response> {
+    let name = ctx.repository(name)?;
+    if let Some(response) = try_mount(ctx, &name).await? {
+        return Ok(response);
+    }
+    let single = query_value(&ctx.query, "digest")
+        .map(str::parse::<Digest>)
+        .transpose()?;
+    let algorithm = match (&single, query_value(&ctx.query, "digest-algorithm")) {
+        (Some(d), _) => d.algorithm(),
+        (None, None) => Algorithm::Sha256,
+        (None, Some(a)) => a.parse::<Algorithm>()?,
+    };
+    let open = ctx.state.meta.open_uploads(&name).await?;
+    let max = ctx.state.config.limits.upload_sessions_per_repository_max;
+    if open >= u64::from(max) {
+        return Err(ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "repository {name} has {open} upload sessions open, the limit \
+                 (upload_sessions_per_repository_max) is {max}; finish or cancel some first"
+            ),
+        )
+        .with_header(header::RETRY_AFTER, "60"));
+    }
+    // Every upload, even a single request, has a session row while its bytes
+    // are in flight, so a session folder without a row is garbage.
+    let id = Uuid::new_v4();
+    ctx.state
+        .meta
+        .create_upload(NewUpload {
+            id,
+            repository: &name,
+            hash_state: &Hasher::new(algorithm).save(),
+            now_ms: now_ms(),
+        })
+        .await?;
+    let Some(digest) = single else {
+        return Ok(accepted(&name, id, 0, StatusCode::ACCEPTED));
+    };
+    match single_request(ctx, &name, id, &[digest], body).await {
+        Ok(()) => {
+            ctx.state
+                .blobs
+                .delete_prefix(&paths::upload_dir(id))
+                .await?;
+            audit_blob(ctx, &name, &digest, "push_blob").await?;
+            Ok(created(&name, &digest))
+        }
+        Err(e) => {
+            discard(ctx, id).await?;
+            Err(e)
+        }
+    }
+}
+
+/// A mount from a repository that links the blob answers 201; anything else
+/// (no `from`, unknown digest, a repository without it) falls back to a session.
+/// There is no mount by digest alone: it would reveal other repositories' blobs.
+async fn try_mount(ctx: &Ctx, name: &RepositoryName) -> ApiResult<Option<Response>> {
+    let (Some(mount), Some(from)) = (
+        query_value(&ctx.query, "mount"),
+        query_value(&ctx.query, "from"),
+    ) else {
+        return Ok(None);
+    };
+    let (Ok(digest), Ok(from)) = (
+        mount.parse::<Digest>(),
+        RepositoryName::parse(from, ctx.state.config.limits.repository_name_bytes_max),
+    ) else {
+        return Ok(None);
+    };
+    // Mounting reads the source: without pull rights there, fall back quietly
+    // rather than reveal whether the blob exists.
+    let may_read = ctx.state.access.authorize(
+        &ctx.caller,
+        ward_auth::policy::Action::Pull,
+        Some(from.as_str()),
+        ward_auth::policy::TagContext::Absent,
+    );
+    if !matches!(may_read, crate::access::Verdict::Allow) {
+        return Ok(None);
+    }
+    if ctx
+        .state
+        .meta
+        .mount_blob(&from, name, &digest)
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    audit_blob(ctx, name, &digest, "mount_blob").await?;
+    Ok(Some(created(name, &digest)))
+}
+
+/// `GET` on a session: where it stands.
+pub(super) async fn status(ctx: &Ctx, name: &str, id: &str) -> ApiResult<Response> {
+    let name = ctx.repository(name)?;
+    let upload = load(ctx, &name, id).await?;
+    Ok(accepted(
+        &name,
+        upload.id,
+        upload.size,
+        StatusCode::NO_CONTENT,
+    ))
+}
+
+/// `DELETE` on a session: cancel it and drop its data.
+pub(super) async fn cancel(ctx: &Ctx, name: &str, id: &str) -> ApiResult<Response> {
+    let name = ctx.repository(name)?;
+    let upload = load(ctx, &name, id).await?;
+    if !ctx.state.meta.delete_upload(upload.id).await? {
+        return Err(ApiError::upload_unknown());
+    }
+    ctx.state
+        .blobs
+        .delete_prefix(&paths::upload_dir(upload.id))
+        .await?;
+    Ok(empty(
+        StatusCode::NO_CONTENT,
+        &[("content-length", "0".into())],
+    ))
+}
+
+/// `PATCH` on a session: append a chunk (validated against `Content-Range` when
+/// one is given with a `Content-Length`), or stream bytes when none is.
+pub(super) async fn patch(ctx: &Ctx, name: &str, id: &str, body: Body) -> ApiResult<Response> {
+    let name = ctx.repository(name)?;
+    let upload = load(ctx, &name, id).await?;
+    let size = append(ctx, &name, &upload, body).await?;
+    Ok(accepted(&name, upload.id, size, StatusCode::ACCEPTED))
+}
+
+/// `PUT` on a session with `?digest=`: optional last chunk, verification, commit.
+pub(super) async fn finish(ctx: &Ctx, name: &str, id: &str, body: Body) -> ApiResult<Response> {
+    let name = ctx.repository(name)?;
+    let digests = requested_digests(ctx)?;
+    let upload = load(ctx, &name, id).await?;
+    let result = if upload.size == 0 && upload.chunks.is_empty() {
+        // The whole blob is in this request: no intermediate bookkeeping.
+        single_request(ctx, &name, upload.id, &digests, body).await
+    } else {
+        append(ctx, &name, &upload, body).await?;
+        commit_session(ctx, &name, upload.id, &digests).await
+    };
+    match result {
+        Ok(()) => {
+            ctx.state
+                .blobs
+                .delete_prefix(&paths::upload_dir(upload.id))
+                .await?;
+            Ok(created(&name, &digests[0]))
+        }
+        Err(e) => {
+            // A refused blob leaves nothing behind: the session ends with it.
+            if e.code == ErrorCode::DigestInvalid || e.code == ErrorCode::SizeInvalid {
+                discard(ctx, upload.id).await?;
+            }
+            Err(e)
+        }
+    }
+}
+
+fn requested_digests(ctx: &Ctx) -> ApiResult<Vec<Digest>> {
+    let digests = query_values(&ctx.query, "digest")
+        .map(str::parse::<Digest>)
+        .collect::<Result<Vec<_>, _>>()?;
+    if digests.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::DigestInvalid,
+            "finishing an upload needs the blob's digest: PUT <location>?digest=sha256:<hex>",
+        ));
+    }
+    Ok(digests)
+}
+
+async fn discard(ctx: &Ctx, id: Uuid) -> ApiResult<()> {
+    ctx.state.meta.delete_upload(id).await?;
+    ctx.state
+        .blobs
+        .delete_prefix(&paths::upload_dir(id))
+        .await?;
+    Ok(())
+}
+
+async fn load(ctx: &Ctx, name: &RepositoryName, id: &str) -> ApiResult<Upload> {
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::upload_unknown())?;
+    match ctx.state.meta.upload(id).await? {
+        Some(u) if u.repository == name.as_str() => Ok(u),
+        _ => Err(ApiError::upload_unknown()),
+    }
+}
+
+/// The `(start, end)` of a chunk when the request names one with both
+/// `Content-Range` and `Content-Length`; otherwise the body is a stream.
+fn declared_range(
+    ctx: &Ctx,
+    name: &RepositoryName,
+    upload: &Upload,
+) -> ApiResult<Option<(u64, u64)>> {
+    let (Some(range), Some(length)) = (
+        header_str(&ctx.headers, &header::CONTENT_RANGE),
+        header_str(&ctx.headers, &header::CONTENT_LENGTH),
+    ) else {
+        return Ok(None);
+    };
+    let Some((start, end)) = upload_content_range(range) else {
+        return Err(out_of_order(
+            name,
+            upload,
+            &format!(
+                "invalid Content-Range {range:?}: use <start>-<end>, inclusive, without a unit"
+            ),
+        ));
+    };
+    if start != upload.size {
+        return Err(out_of_order(
+            name,
+            upload,
+            &format!(
+                "chunk starts at byte {start} but the upload has {} bytes; send the chunk starting there",
+                upload.size
+            ),
+        ));
+    }
+    let length: u64 = length
+        .parse()
+        .map_err(|_| ApiError::new(ErrorCode::SizeInvalid, "invalid Content-Length"))?;
+    if length != end - start + 1 {
+        return Err(ApiError::new(
+            ErrorCode::SizeInvalid,
+            format!(
+                "Content-Length {length} does not match Content-Range {range} ({} bytes)",
+                end - start + 1
+            ),
+        ));
+    }
+    Ok(Some((start, end)))
+}
+
+/// Appends the request body to the session as a new chunk; returns the new size.
+async fn append(ctx: &Ctx, name: &RepositoryName, upload: &Upload, body: Body) -> ApiResult<u64> {
+    declared_range(ctx, name, upload)?;
+    let mut hasher = Hasher::restore(&upload.hash_state)
+        .map_err(|e| ApiError::internal("resuming an upload's hash", &e))?;
+    let key = paths::upload_chunk(upload.id);
+    let received = receive(ctx, body, &mut hasher, &key, upload.size).await?;
+    if received == 0 {
+        return Ok(upload.size);
+    }
+    let chunk = UploadChunk {
+        object_key: key.to_string(),
+        size: received,
+    };
+    let advanced = ctx
+        .state
+        .meta
+        .append_upload_chunk(upload.id, upload.size, &chunk, &hasher.save(), now_ms())
+        .await?;
+    if !advanced {
+        ctx.state.blobs.delete(&key).await?;
+        return Err(out_of_order(
+            name,
+            upload,
+            "another request extended this upload first; check its status and resume from there",
+        ));
+    }
+    Ok(upload.size + received)
+}
+
+/// Streams `body` into a new object at `key`, hashing it; returns the byte
+/// count. An empty body creates no object. Any failure leaves no object.
+async fn receive(
+    ctx: &Ctx,
+    body: Body,
+    hasher: &mut Hasher,
+    key: &Path,
+    already: u64,
+) -> ApiResult<u64> {
+    let limits = &ctx.state.config.limits;
+    let idle = Duration::from_secs(limits.body_idle_timeout_secs);
+    let mut stream = body.into_data_stream();
+    let mut writer: Option<BlobWriter> = None;
+    let mut received = 0u64;
+    let result: ApiResult<()> = async {
+        loop {
+            let frame = tokio::time::timeout(idle, stream.next())
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorCode::BlobUploadInvalid,
+                        format!(
+                            "no upload data arrived for {} seconds (body_idle_timeout_secs)",
+                            idle.as_secs()
+                        ),
+                    )
+                })?;
+            let bytes = match frame {
+                None => return Ok(()),
+                Some(Err(e)) => {
+                    return Err(ApiError::new(
+                        ErrorCode::BlobUploadInvalid,
+                        format!("the request body could not be read: {e}; resume the upload"),
+                    ));
+                }
+                Some(Ok(b)) if b.is_empty() => continue,
+                Some(Ok(b)) => b,
+            };
+            received += bytes.len() as u64;
+            if already + received > limits.blob_size_bytes_max {
+                return Err(ApiError::new(
+                    ErrorCode::SizeInvalid,
+                    format!(
+                        "blob exceeds the limit of {} bytes (blob_size_bytes_max)",
+                        limits.blob_size_bytes_max
+                    ),
+                )
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE));
+            }
+            hasher.update(&bytes);
+            let w = match writer.as_mut() {
+                Some(w) => w,
+                None => writer.insert(ctx.state.blobs.writer(key).await?),
+            };
+            w.write(bytes).await?;
+        }
+    }
+    .await;
+    match (result, writer) {
+        (Ok(()), Some(w)) => {
+            w.finish().await?;
+        }
+        (Ok(()), None) => {}
+        (Err(e), w) => {
+            if let Some(w) = w {
+                w.abort().await?;
+            }
+            return Err(e);
+        }
+    }
+    ctx.state.metrics.bytes_in.inc_by(received);
+    Ok(received)
+}
+
+/// A blob sent whole in one request: stream it into the session folder,
+/// verify, move into place and link.
+async fn single_request(
+    ctx: &Ctx,
+    name: &RepositoryName,
+    id: Uuid,
+    digests: &[Digest],
+    body: Body,
+) -> ApiResult<()> {
+    let mut hasher = Hasher::new(digests[0].algorithm());
+    let key = paths::upload_chunk(id);
+    let size = receive(ctx, body, &mut hasher, &key, 0).await?;
+    let chunks: Vec<String> = if size > 0 {
+        vec![key.to_string()]
+    } else {
+        Vec::new()
+    };
+    verify(ctx, digests, &hasher, &chunks).await?;
+    place(ctx, id, &digests[0], &chunks, size).await?;
+    if ctx
+        .state
+        .meta
+        .complete_upload(id, name, &digests[0], size, now_ms())
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::upload_unknown())
+    }
+}
+
+/// Verifies and commits a session whose bytes are all in its chunks.
+async fn commit_session(
+    ctx: &Ctx,
+    name: &RepositoryName,
+    id: Uuid,
+    digests: &[Digest],
+) -> ApiResult<()> {
+    let upload = ctx
+        .state
+        .meta
+        .upload(id)
+        .await?
+        .ok_or_else(ApiError::upload_unknown)?;
+    let hasher = Hasher::restore(&upload.hash_state)
+        .map_err(|e| ApiError::internal("resuming an upload's hash", &e))?;
+    let chunks: Vec<String> = upload.chunks.iter().map(|c| c.object_key.clone()).collect();
+    verify(ctx, digests, &hasher, &chunks).await?;
+    place(ctx, id, &digests[0], &chunks, upload.size).await?;
+    if ctx
+        .state
+        .meta
+        .complete_upload(id, name, &digests[0], upload.size, now_ms())
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::upload_unknown())
+    }
+}
+
+/// Checks every requested digest against the received bytes; digests of
+/// another algorithm than the one hashed on the way in are computed by
+/// reading the chunks back.
+async fn verify(
+    ctx: &Ctx,
+    digests: &[Digest],
+    hasher: &Hasher,
+    chunks: &[String],
+) -> ApiResult<()> {
+    for wanted in digests {
+        let actual = if wanted.algorithm() == hasher.algorithm() {
+            hasher.digest()
+        } else {
+            rehash(ctx, wanted.algorithm(), chunks).await?
+        };
+        if actual != *wanted {
+            return Err(ApiError::new(
+                ErrorCode::DigestInvalid,
+                format!(
+                    "the uploaded bytes have digest {actual}, not {wanted}; nothing was stored"
+                ),
+            )
+            .with_detail(serde_json::json!({ "digest": wanted.to_string() })));
+        }
+    }
+    Ok(())
+}
+
+async fn rehash(ctx: &Ctx, algorithm: Algorithm, chunks: &[String]) -> ApiResult<Digest> {
+    let mut hasher = Hasher::new(algorithm);
+    for key in chunks {
+        let mut stream = ctx
+            .state
+            .blobs
+            .read(&Path::from(key.as_str()), None)
+            .await?;
+        while let Some(bytes) = stream.try_next().await? {
+            hasher.update(&bytes);
+        }
+    }
+    Ok(hasher.digest())
+}
+
+/// Puts the verified bytes at the blob's content address: a rename for one
+/// chunk, a verified concatenation for several, nothing if already stored.
+async fn place(
+    ctx: &Ctx,
+    id: Uuid,
+    digest: &Digest,
+    chunks: &[String],
+    size: u64,
+) -> ApiResult<()> {
+    let blobs = &ctx.state.blobs;
+    let target = paths::blob(digest);
+    if ctx.state.meta.blob_anywhere(digest).await?.is_some() {
+        return Ok(());
+    }
+    match chunks {
+        [] => blobs.put(&target, Bytes::new()).await?,
+        [one] => blobs.rename(&Path::from(one.as_str()), &target).await?,
+        many => {
+            // Assemble inside the session folder, checking the bytes read back.
+            let assembled = paths::upload_chunk(id);
+            let mut writer = blobs.writer(&assembled).await?;
+            let mut hasher = Hasher::new(digest.algorithm());
+            for key in many {
+                let mut stream = blobs.read(&Path::from(key.as_str()), None).await?;
+                while let Some(bytes) = stream.try_next().await? {
+                    hasher.update(&bytes);
+                    writer.write(bytes).await?;
+                }
+            }
+            if hasher.digest() != *digest || writer.written_bytes() != size {
+                writer.abort().await?;
+                return Err(ApiError::internal(
+                    "assembling an upload",
+                    &format!("chunks of {id} no longer hash to {digest}"),
+                ));
+            }
+            writer.finish().await?;
+            blobs.rename(&assembled, &target).await?;
+        }
+    }
+    Ok(())
+}

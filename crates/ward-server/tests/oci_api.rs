@@ -1,0 +1,1213 @@
+//! The OCI Distribution API through the real router, over TCP, on SQLite and
+//! PostgreSQL: every endpoint, every error code, and the spec's sharp edges.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Backend, TestRegistry, error_code, expect_error, header, image_manifest};
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
+use serde_json::Value;
+use ward_core::digest::Algorithm;
+use ward_core::{Digest, media};
+
+both_backends!(ping_answers_with_an_empty_object, |b: Backend| async move {
+    let reg = TestRegistry::start(b).await;
+    let r = reg.get("/v2/").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        header(&r, "docker-distribution-api-version"),
+        "registry/2.0"
+    );
+    assert_eq!(r.text().await.unwrap(), "{}");
+    assert_eq!(reg.get("/healthz").await.status(), StatusCode::OK);
+    assert_eq!(reg.get("/readyz").await.status(), StatusCode::OK);
+    reg.stop().await;
+});
+
+both_backends!(blobs_round_trip_with_ranges, |b: Backend| async move {
+    let reg = TestRegistry::start(b).await;
+    let bytes: Vec<u8> = (0..2048u32).map(|i| (i % 251) as u8).collect();
+    let d = reg.push_blob("team/app", &bytes).await;
+    let path = format!("/v2/team/app/blobs/{d}");
+
+    let r = reg.head(&path).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "content-length"), "2048");
+    assert_eq!(header(&r, "docker-content-digest"), d.to_string());
+    assert!(r.bytes().await.unwrap().is_empty(), "HEAD has no body");
+
+    let r = reg.get(&path).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "docker-content-digest"), d.to_string());
+    assert_eq!(r.bytes().await.unwrap(), bytes);
+
+    for (range, start, end) in [
+        ("bytes=500-1499", 500, 1500),
+        ("bytes=500-", 500, 2048),
+        ("bytes=-500", 1548, 2048),
+        ("bytes=2000-5000", 2000, 2048),
+    ] {
+        let r = reg
+            .client
+            .get(reg.url(&path))
+            .header(RANGE, range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            header(&r, "content-range"),
+            format!("bytes {start}-{}/2048", end - 1)
+        );
+        assert_eq!(header(&r, "content-length"), (end - start).to_string());
+        assert_eq!(r.bytes().await.unwrap(), &bytes[start..end], "{range}");
+    }
+    for range in ["bytes=500-0", "bytes=5000-10000"] {
+        let r = reg
+            .client
+            .get(reg.url(&path))
+            .header(RANGE, range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+        assert_eq!(header(&r, "content-range"), "bytes */2048");
+    }
+    reg.stop().await;
+});
+
+both_backends!(
+    blobs_do_not_leak_across_repositories,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        let d = reg.push_blob("team-a/x", b"secret layer").await;
+        expect_error(
+            reg.get(&format!("/v2/team-b/y/blobs/{d}")).await,
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+        )
+        .await;
+        assert_eq!(
+            reg.head(&format!("/v2/team-b/y/blobs/{d}")).await.status(),
+            StatusCode::NOT_FOUND
+        );
+
+        // Mount by digest alone (no `from`) must not find it: it falls back to a session.
+        let r = reg
+            .client
+            .post(reg.url(&format!("/v2/team-b/y/blobs/uploads/?mount={d}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        // Mounting from a repository that lacks it falls back too.
+        let r = reg
+            .client
+            .post(reg.url(&format!(
+                "/v2/team-b/y/blobs/uploads/?mount={d}&from=team-c/z"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        assert!(header(&r, "location").contains("/blobs/uploads/"));
+        // A mount from the repository that has it succeeds.
+        let r = reg
+            .client
+            .post(reg.url(&format!(
+                "/v2/team-b/y/blobs/uploads/?mount={d}&from=team-a/x"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(header(&r, "location"), format!("/v2/team-b/y/blobs/{d}"));
+        assert_eq!(header(&r, "docker-content-digest"), d.to_string());
+        assert_eq!(
+            reg.get(&format!("/v2/team-b/y/blobs/{d}"))
+                .await
+                .bytes()
+                .await
+                .unwrap(),
+            &b"secret layer"[..]
+        );
+        reg.stop().await;
+    }
+);
+
+both_backends!(
+    bad_names_and_digests_get_precise_errors,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        let d = Digest::of(b"x");
+        let long = "a".repeat(256);
+        for path in [
+            format!("/v2/Upper/blobs/{d}"),
+            format!("/v2/{long}/blobs/{d}"),
+            "/v2/a..b/manifests/v1".to_owned(),
+            "/v2/-x/tags/list".to_owned(),
+        ] {
+            expect_error(
+                reg.get(&path).await,
+                StatusCode::BAD_REQUEST,
+                "NAME_INVALID",
+            )
+            .await;
+        }
+        expect_error(
+            reg.get("/v2/ok/blobs/sha256:nothex").await,
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+        )
+        .await;
+        expect_error(
+            reg.get("/v2/ok/manifests/sha256:baddigeststring").await,
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+        )
+        .await;
+        expect_error(
+            reg.get("/v2/ok/manifests/-bad-tag").await,
+            StatusCode::BAD_REQUEST,
+            "TAG_INVALID",
+        )
+        .await;
+        expect_error(
+            reg.get(&format!("/v2/ok/blobs/{d}")).await,
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+        )
+        .await;
+        expect_error(
+            reg.get("/v2/nope/manifests/v1").await,
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+        )
+        .await;
+        expect_error(
+            reg.get("/v2/nope/tags/list").await,
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+        )
+        .await;
+        let r = reg
+            .client
+            .patch(reg.url("/v2/ok/manifests/v1"))
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED").await;
+        reg.stop().await;
+    }
+);
+
+both_backends!(a_wrong_digest_stores_nothing, |b: Backend| async move {
+    let reg = TestRegistry::start(b).await;
+    let claimed = Digest::of(b"what the client says");
+    // Single POST.
+    let r = reg
+        .client
+        .post(reg.url(&format!("/v2/app/blobs/uploads/?digest={claimed}")))
+        .body("other bytes")
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    // POST then PUT.
+    let r = reg
+        .client
+        .post(reg.url("/v2/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let loc = reg.location(&r);
+    let r = reg
+        .client
+        .put(format!("{loc}?digest={claimed}"))
+        .body("other bytes")
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    assert_eq!(
+        reg.client.get(&loc).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND,
+        "the session ended"
+    );
+    for d in [claimed, Digest::of(b"other bytes")] {
+        assert_eq!(
+            reg.head(&format!("/v2/app/blobs/{d}")).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    let r = reg
+        .client
+        .put(format!("{loc}?digest=sha256:zz"))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    reg.stop().await;
+});
+
+both_backends!(
+    single_post_empty_and_sha512_blobs,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        let d = Digest::of(b"single post");
+        let r = reg
+            .client
+            .post(reg.url(&format!("/v2/app/blobs/uploads/?digest={d}")))
+            .body("single post")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(header(&r, "location"), format!("/v2/app/blobs/{d}"));
+        assert_eq!(
+            reg.get(&format!("/v2/app/blobs/{d}"))
+                .await
+                .bytes()
+                .await
+                .unwrap(),
+            &b"single post"[..]
+        );
+
+        let empty = reg.push_blob("app", b"").await;
+        let r = reg.head(&format!("/v2/app/blobs/{empty}")).await;
+        assert_eq!(
+            (r.status(), header(&r, "content-length")),
+            (StatusCode::OK, "0".to_owned())
+        );
+        let r = reg.get(&format!("/v2/app/blobs/{empty}")).await;
+        assert_eq!(header(&r, "content-length"), "0");
+        assert!(r.bytes().await.unwrap().is_empty());
+
+        // sha512 chosen up front, and sha512 asked for after a sha256 session.
+        let d512 = Digest::of_with(Algorithm::Sha512, b"five twelve");
+        let r = reg
+            .client
+            .post(reg.url("/v2/app/blobs/uploads/?digest-algorithm=sha512"))
+            .send()
+            .await
+            .unwrap();
+        let loc = reg.location(&r);
+        let r = reg.client.patch(&loc).body("five ").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let r = reg
+            .client
+            .put(format!("{}?digest={d512}", reg.location(&r)))
+            .body("twelve")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap()
+        );
+        let r = reg
+            .client
+            .post(reg.url("/v2/app/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        let loc = reg.location(&r);
+        let r = reg
+            .client
+            .patch(&loc)
+            .body("five twelve")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let r = reg
+            .client
+            .put(format!("{}?digest={d512}", reg.location(&r)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(
+            reg.get(&format!("/v2/app/blobs/{d512}"))
+                .await
+                .bytes()
+                .await
+                .unwrap(),
+            &b"five twelve"[..]
+        );
+        let r = reg
+            .client
+            .post(reg.url("/v2/app/blobs/uploads/?digest-algorithm=md5"))
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+        reg.stop().await;
+    }
+);
+
+both_backends!(chunked_uploads_enforce_order, |b: Backend| async move {
+    let reg = TestRegistry::start(b).await;
+    let data: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+    let d = Digest::of(&data);
+    let r = reg
+        .client
+        .post(reg.url("/v2/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(header(&r, "range"), "0-0");
+    let mut loc = reg.location(&r);
+
+    let chunk =
+        |start: usize, end: usize| (format!("{start}-{}", end - 1), data[start..end].to_vec());
+    let (range, body) = chunk(0, 1024);
+    let r = reg
+        .client
+        .patch(&loc)
+        .header(CONTENT_RANGE, range)
+        .header(CONTENT_LENGTH, 1024)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(header(&r, "range"), "0-1023");
+    loc = reg.location(&r);
+
+    // Out of order: 416, and the session is unchanged.
+    let (range, body) = chunk(2048, 3000);
+    let r = reg
+        .client
+        .patch(&loc)
+        .header(CONTENT_RANGE, range)
+        .header(CONTENT_LENGTH, 952)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(header(&r, "range"), "0-1023");
+    for bad in ["bytes=1024-2047", "1024-2047/3000"] {
+        let r = reg
+            .client
+            .patch(&loc)
+            .header(CONTENT_RANGE, bad)
+            .header(CONTENT_LENGTH, 1024)
+            .body(data[1024..2048].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE, "{bad}");
+    }
+    let r = reg
+        .client
+        .patch(&loc)
+        .header(CONTENT_RANGE, "1024-2047")
+        .header(CONTENT_LENGTH, 10)
+        .body(data[1024..1034].to_vec())
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
+    let r = reg.client.get(&loc).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&r, "range"), "0-1023");
+    assert!(header(&r, "location").contains("/blobs/uploads/"));
+
+    let (range, body) = chunk(1024, 2048);
+    let r = reg
+        .client
+        .patch(&loc)
+        .header(CONTENT_RANGE, range)
+        .header(CONTENT_LENGTH, 1024)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "range"), "0-2047");
+    // The last chunk travels with the PUT.
+    let (range, body) = chunk(2048, 3000);
+    let r = reg
+        .client
+        .put(format!("{}?digest={d}", reg.location(&r)))
+        .header(CONTENT_RANGE, range)
+        .header(CONTENT_LENGTH, 952)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(header(&r, "location"), format!("/v2/app/blobs/{d}"));
+    assert_eq!(
+        reg.get(&format!("/v2/app/blobs/{d}"))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+        data
+    );
+    reg.stop().await;
+});
+
+both_backends!(streamed_patch_and_cancel, |b: Backend| async move {
+    let reg = TestRegistry::start(b).await;
+    let r = reg
+        .client
+        .post(reg.url("/v2/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let loc = reg.location(&r);
+    // No Content-Range: a stream, as docker and buildkit send.
+    let stream = futures::stream::iter(vec![
+        Ok::<_, std::io::Error>(vec![1u8; 5000]),
+        Ok(vec![2u8; 5000]),
+    ]);
+    let r = reg
+        .client
+        .patch(&loc)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert_eq!(header(&r, "range"), "0-9999");
+    let r = reg.client.delete(&loc).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    expect_error(
+        reg.client.get(&loc).send().await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+    expect_error(
+        reg.client.delete(&loc).send().await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+    // A session belongs to its repository.
+    let r = reg
+        .client
+        .post(reg.url("/v2/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let other = reg.location(&r).replace("/v2/app/", "/v2/other/");
+    expect_error(
+        reg.client.get(&other).send().await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+    expect_error(
+        reg.client
+            .get(reg.url("/v2/app/blobs/uploads/not-a-uuid"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
+    .await;
+    reg.stop().await;
+});
+
+both_backends!(
+    a_disconnected_upload_can_be_resumed,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 13) as u8).collect();
+        let r = reg
+            .client
+            .post(reg.url("/v2/app/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        let loc = reg.location(&r);
+        let r = reg
+            .client
+            .patch(&loc)
+            .body(data[..8000].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(header(&r, "range"), "0-7999");
+        // The client dies half-way through the next chunk.
+        let broken = futures::stream::iter(vec![
+            Ok(data[8000..12_000].to_vec()),
+            Err(std::io::Error::other("client went away")),
+        ]);
+        let _ = reg
+            .client
+            .patch(&loc)
+            .body(reqwest::Body::wrap_stream(broken))
+            .send()
+            .await;
+        let r = reg.client.get(&loc).send().await.unwrap();
+        assert_eq!(
+            header(&r, "range"),
+            "0-7999",
+            "the broken chunk left no trace"
+        );
+        let r = reg
+            .client
+            .put(format!("{loc}?digest={}", Digest::of(&data)))
+            .header(CONTENT_RANGE, "8000-19999")
+            .header(CONTENT_LENGTH, 12_000)
+            .body(data[8000..].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(
+            reg.get(&format!("/v2/app/blobs/{}", Digest::of(&data)))
+                .await
+                .bytes()
+                .await
+                .unwrap(),
+            data
+        );
+        reg.stop().await;
+    }
+);
+
+both_backends!(uploads_survive_a_restart, |b: Backend| async move {
+    let reg = TestRegistry::start(b).await;
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i * 13 + 5) as u8).collect();
+    let r = reg
+        .client
+        .post(reg.url("/v2/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let path = header(&r, "location");
+    let r = reg
+        .client
+        .patch(reg.url(&path))
+        .header(CONTENT_RANGE, "0-59999")
+        .header(CONTENT_LENGTH, 60_000)
+        .body(data[..60_000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+
+    let reg = reg.restart().await;
+    let r = reg.client.get(reg.url(&path)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&r, "range"), "0-59999");
+    let d = Digest::of(&data);
+    let r = reg
+        .client
+        .put(reg.url(&format!("{path}?digest={d}")))
+        .header(CONTENT_RANGE, "60000-99999")
+        .header(CONTENT_LENGTH, 40_000)
+        .body(data[60_000..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
+    assert_eq!(
+        reg.get(&format!("/v2/app/blobs/{d}"))
+            .await
+            .bytes()
+            .await
+            .unwrap(),
+        data
+    );
+    reg.stop().await;
+});
+
+both_backends!(
+    expired_sessions_and_orphans_are_swept,
+    |b: Backend| async move {
+        let reg = TestRegistry::start_with(b, |c| c.limits.upload_session_ttl_secs = 0).await;
+        let r = reg
+            .client
+            .post(reg.url("/v2/app/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        let loc = reg.location(&r);
+        reg.client
+            .patch(&loc)
+            .body(vec![7u8; 1000])
+            .send()
+            .await
+            .unwrap();
+        let uploads = reg.config.storage_path().join("uploads");
+        assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 1);
+        let orphan = uploads.join(uuid::Uuid::new_v4().to_string());
+        std::fs::create_dir_all(&orphan).unwrap();
+        std::fs::write(orphan.join("left-by-a-crash"), b"x").unwrap();
+
+        let state = &reg.running.as_ref().unwrap().state;
+        let report = ward_server::workers::sweep_uploads_at(state, i64::MAX)
+            .await
+            .unwrap();
+        assert_eq!((report.expired, report.orphans), (1, 1));
+        assert_eq!(
+            std::fs::read_dir(&uploads).unwrap().count(),
+            0,
+            "no session data left"
+        );
+        expect_error(
+            reg.client.get(&loc).send().await.unwrap(),
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+        )
+        .await;
+        reg.stop().await;
+    }
+);
+
+both_backends!(manifests_round_trip_byte_exact, |b: Backend| async move {
+    let reg = TestRegistry::start(b).await;
+    let manifest = reg.push_image("app", "v1", b"layer bytes").await;
+    let d = Digest::of(&manifest);
+    for reference in ["v1".to_owned(), d.to_string()] {
+        let r = reg
+            .client
+            .get(reg.url(&format!("/v2/app/manifests/{reference}")))
+            .header(ACCEPT, media::OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(header(&r, "content-type"), media::OCI_MANIFEST);
+        assert_eq!(header(&r, "docker-content-digest"), d.to_string());
+        assert_eq!(r.bytes().await.unwrap(), manifest, "byte-exact");
+        let r = reg.head(&format!("/v2/app/manifests/{reference}")).await;
+        assert_eq!(header(&r, "content-length"), manifest.len().to_string());
+        assert!(r.bytes().await.unwrap().is_empty());
+    }
+    // Accept negotiation: a client that only takes Docker manifests is told no.
+    let r = reg
+        .client
+        .get(reg.url("/v2/app/manifests/v1"))
+        .header(ACCEPT, media::DOCKER_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
+    // Conditional GET.
+    let r = reg
+        .client
+        .get(reg.url("/v2/app/manifests/v1"))
+        .header("if-none-match", format!("\"{d}\""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    expect_error(
+        reg.get("/v2/app/manifests/v2").await,
+        StatusCode::NOT_FOUND,
+        "MANIFEST_UNKNOWN",
+    )
+    .await;
+    reg.stop().await;
+});
+
+both_backends!(manifest_pushes_are_validated, |b: Backend| async move {
+    let reg = TestRegistry::start(b).await;
+    let config = reg.push_blob("app", b"{}").await;
+    let (l1, l2) = (Digest::of(b"missing 1"), Digest::of(b"missing 2"));
+    let m = image_manifest(config, 2, &[(l1, 9), (l2, 9)], "");
+    let r = reg.put_manifest("app", "v1", media::OCI_MANIFEST, &m).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "one error per unknown blob");
+    assert_eq!(errors[0]["code"], "MANIFEST_BLOB_UNKNOWN");
+    assert_eq!(errors[1]["detail"]["digest"], l2.to_string());
+    expect_error(
+        reg.get("/v2/app/manifests/v1").await,
+        StatusCode::NOT_FOUND,
+        "MANIFEST_UNKNOWN",
+    )
+    .await;
+
+    for (body, ct) in [
+        (b"{not json".to_vec(), media::OCI_MANIFEST),
+        (
+            image_manifest(config, 2, &[], "")
+                .replace_bytes("\"schemaVersion\":2", "\"schemaVersion\":3"),
+            media::OCI_MANIFEST,
+        ),
+        (image_manifest(config, 2, &[], ""), media::OCI_INDEX),
+        (
+            image_manifest(config, 2, &[], ""),
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        ),
+    ] {
+        let r = reg.put_manifest("app", "v1", ct, &body).await;
+        expect_error(r, StatusCode::BAD_REQUEST, "MANIFEST_INVALID").await;
+    }
+    // The server refuses on the declared length without reading the body, so
+    // the client may still be writing when the connection closes and see a
+    // broken pipe instead of the answer; a server without the limit would
+    // answer something else every time.
+    let huge = vec![b' '; 4 * 1024 * 1024 + 1];
+    let mut answered = None;
+    for _ in 0..10 {
+        let sent = reg
+            .client
+            .put(reg.url("/v2/app/manifests/v1"))
+            .header("content-type", media::OCI_MANIFEST)
+            .body(huge.clone())
+            .send()
+            .await;
+        if let Ok(r) = sent {
+            answered = Some(r);
+            break;
+        }
+    }
+    let r = answered.expect("the oversized manifest was never answered");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(r).await, "MANIFEST_INVALID");
+    let ok = image_manifest(config, 2, &[], "");
+    let r = reg
+        .put_manifest("app", "bad:tag", media::OCI_MANIFEST, &ok)
+        .await;
+    expect_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    let r = reg
+        .put_manifest("app", ".bad", media::OCI_MANIFEST, &ok)
+        .await;
+    expect_error(r, StatusCode::BAD_REQUEST, "TAG_INVALID").await;
+    let r = reg
+        .put_manifest(
+            "app",
+            &Digest::of(b"other").to_string(),
+            media::OCI_MANIFEST,
+            &ok,
+        )
+        .await;
+    expect_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    // By digest, with extra tags.
+    let d = Digest::of(&ok);
+    let r = reg
+        .client
+        .put(reg.url(&format!("/v2/app/manifests/{d}?tag=a&tag=b")))
+        .header(CONTENT_TYPE, media::OCI_MANIFEST)
+        .body(ok.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(header(&r, "location"), format!("/v2/app/manifests/{d}"));
+    let tags: Vec<String> = r
+        .headers()
+        .get_all("oci-tag")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(tags, vec!["a", "b"]);
+    assert_eq!(
+        header(
+            &reg.head("/v2/app/manifests/b").await,
+            "docker-content-digest"
+        ),
+        d.to_string()
+    );
+    // Non-distributable layers need not be pushed.
+    let nd = String::from_utf8(image_manifest(config, 2, &[(l1, 9)], ""))
+        .unwrap()
+        .replace(
+            "application/vnd.oci.image.layer.v1.tar",
+            "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        );
+    assert_eq!(
+        reg.put_manifest("app", "nd", media::OCI_MANIFEST, nd.as_bytes())
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    reg.stop().await;
+});
+
+trait ReplaceBytes {
+    fn replace_bytes(self, from: &str, to: &str) -> Vec<u8>;
+}
+impl ReplaceBytes for Vec<u8> {
+    fn replace_bytes(self, from: &str, to: &str) -> Vec<u8> {
+        String::from_utf8(self)
+            .unwrap()
+            .replace(from, to)
+            .into_bytes()
+    }
+}
+
+both_backends!(indexes_and_docker_manifests, |b: Backend| async move {
+    let reg = TestRegistry::start(b).await;
+    let child = reg.push_image("app", "child", b"l").await;
+    let child_d = Digest::of(&child);
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{child_d}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#,
+        media::OCI_INDEX,
+        media::OCI_MANIFEST,
+        child.len()
+    );
+    assert_eq!(
+        reg.put_manifest("app", "multi", media::OCI_INDEX, index.as_bytes())
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let missing = index.replace(&child_d.to_string(), &Digest::of(b"nope").to_string());
+    expect_error(
+        reg.put_manifest("app", "broken", media::OCI_INDEX, missing.as_bytes())
+            .await,
+        StatusCode::BAD_REQUEST,
+        "MANIFEST_BLOB_UNKNOWN",
+    )
+    .await;
+
+    let config = reg.push_blob("app", b"{\"os\":\"linux\"}").await;
+    let layer = reg.push_blob("app", b"docker layer").await;
+    let docker = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{config}","size":14}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"{layer}","size":12}}]}}"#,
+        media::DOCKER_MANIFEST
+    );
+    assert_eq!(
+        reg.put_manifest("app", "docker", media::DOCKER_MANIFEST, docker.as_bytes())
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let list = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"mediaType":"{}","digest":"{}","size":{}}}]}}"#,
+        media::DOCKER_MANIFEST_LIST,
+        media::DOCKER_MANIFEST,
+        Digest::of(docker.as_bytes()),
+        docker.len()
+    );
+    assert_eq!(
+        reg.put_manifest("app", "list", media::DOCKER_MANIFEST_LIST, list.as_bytes())
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let r = reg
+        .client
+        .get(reg.url("/v2/app/manifests/list"))
+        .header(
+            ACCEPT,
+            format!(
+                "{}, {}",
+                media::DOCKER_MANIFEST_LIST,
+                media::DOCKER_MANIFEST
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&r, "content-type"), media::DOCKER_MANIFEST_LIST);
+    assert_eq!(r.bytes().await.unwrap(), list.as_bytes());
+    reg.stop().await;
+});
+
+both_backends!(
+    referrers_list_what_refers_to_a_subject,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        let subject = Digest::of(b"pushed later, or never");
+        let r = reg.get(&format!("/v2/app/referrers/{subject}")).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "an unknown subject has an empty index, never 404"
+        );
+        assert_eq!(header(&r, "content-type"), media::OCI_INDEX);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["schemaVersion"], 2);
+        assert_eq!(body["mediaType"], media::OCI_INDEX);
+        assert_eq!(body["manifests"].as_array().unwrap().len(), 0);
+
+        let empty = reg.push_blob("app", media::OCI_EMPTY_BYTES).await;
+        let mut pushed = Vec::new();
+        for (artifact_type, note) in [
+            (Some("application/vnd.example.sig"), "one"),
+            (Some("application/vnd.example.sbom"), "two"),
+            (None, "three"),
+        ] {
+            let at = artifact_type
+                .map(|t| format!(r#","artifactType":"{t}""#))
+                .unwrap_or_default();
+            let extra = format!(
+                r#"{at},"subject":{{"mediaType":"{}","digest":"{subject}","size":22}},"annotations":{{"note":"{note}"}}"#,
+                media::OCI_MANIFEST
+            );
+            let m = image_manifest(empty, 2, &[], &extra)
+                .replace_bytes(media::OCI_CONFIG, media::OCI_EMPTY);
+            let r = reg
+                .put_manifest("app", &Digest::of(&m).to_string(), media::OCI_MANIFEST, &m)
+                .await;
+            assert_eq!(r.status(), StatusCode::CREATED);
+            assert_eq!(header(&r, "oci-subject"), subject.to_string());
+            pushed.push(Digest::of(&m));
+        }
+        let body: Value = reg
+            .get(&format!("/v2/app/referrers/{subject}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let found = body["manifests"].as_array().unwrap();
+        assert_eq!(found.len(), 3);
+        let types: Vec<&str> = found
+            .iter()
+            .map(|d| d["artifactType"].as_str().unwrap())
+            .collect();
+        assert!(
+            types.contains(&media::OCI_EMPTY),
+            "falls back to the config media type"
+        );
+        assert!(
+            found.iter().all(|d| d["annotations"]["note"].is_string()),
+            "annotations are copied"
+        );
+
+        let r = reg
+            .get(&format!(
+                "/v2/app/referrers/{subject}?artifactType=application/vnd.example.sig"
+            ))
+            .await;
+        assert_eq!(header(&r, "oci-filters-applied"), "artifactType");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["manifests"].as_array().unwrap().len(), 1);
+        assert_eq!(body["manifests"][0]["digest"], pushed[0].to_string());
+        expect_error(
+            reg.get("/v2/app/referrers/sha256:bad").await,
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+        )
+        .await;
+        reg.stop().await;
+    }
+);
+
+both_backends!(referrers_page_with_link, |b: Backend| async move {
+    let reg = TestRegistry::start_with(b, |c| c.limits.page_entries_max = 2).await;
+    let subject = Digest::of(b"s");
+    let empty = reg.push_blob("app", b"{}").await;
+    for i in 0..5 {
+        let extra = format!(
+            r#","subject":{{"mediaType":"{}","digest":"{subject}","size":1}},"annotations":{{"i":"{i}"}}"#,
+            media::OCI_MANIFEST
+        );
+        let m = image_manifest(empty, 2, &[], &extra);
+        assert_eq!(
+            reg.put_manifest("app", &format!("r{i}"), media::OCI_MANIFEST, &m)
+                .await
+                .status(),
+            StatusCode::CREATED
+        );
+    }
+    let mut next = Some(format!("/v2/app/referrers/{subject}"));
+    let mut seen = 0;
+    while let Some(path) = next {
+        let r = reg.get(&path).await;
+        let link = header(&r, "link");
+        let body: Value = r.json().await.unwrap();
+        seen += body["manifests"].as_array().unwrap().len();
+        next = (!link.is_empty()).then(|| {
+            link.trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap()
+                .to_owned()
+        });
+    }
+    assert_eq!(seen, 5);
+    reg.stop().await;
+});
+
+both_backends!(tags_and_catalog_paginate, |b: Backend| async move {
+    let reg = TestRegistry::start(b).await;
+    let m = reg.push_image("app", "v1", b"x").await;
+    for t in ["v2", "a", "B", "latest"] {
+        assert_eq!(
+            reg.put_manifest("app", t, media::OCI_MANIFEST, &m)
+                .await
+                .status(),
+            StatusCode::CREATED
+        );
+    }
+    let body: Value = reg.get("/v2/app/tags/list").await.json().await.unwrap();
+    assert_eq!(body["name"], "app");
+    assert_eq!(
+        body["tags"],
+        serde_json::json!(["B", "a", "latest", "v1", "v2"])
+    );
+
+    let r = reg.get("/v2/app/tags/list?n=2").await;
+    assert_eq!(
+        header(&r, "link"),
+        "</v2/app/tags/list?last=a&n=2>; rel=\"next\""
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["tags"], serde_json::json!(["B", "a"]));
+    let r = reg.get("/v2/app/tags/list?n=2&last=a").await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["tags"],
+        serde_json::json!(["latest", "v1"])
+    );
+    let r = reg.get("/v2/app/tags/list?last=latest").await;
+    assert!(header(&r, "link").is_empty());
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["tags"],
+        serde_json::json!(["v1", "v2"])
+    );
+    let r = reg.get("/v2/app/tags/list?n=0").await;
+    assert!(header(&r, "link").is_empty());
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["tags"],
+        serde_json::json!([])
+    );
+    expect_error(
+        reg.get("/v2/app/tags/list?n=-1").await,
+        StatusCode::BAD_REQUEST,
+        "PAGINATION_NUMBER_INVALID",
+    )
+    .await;
+
+    reg.push_blob("ns/one", b"1").await;
+    reg.push_blob("ns/two", b"2").await;
+    let r = reg.get("/v2/_catalog?n=2").await;
+    assert_eq!(
+        header(&r, "link"),
+        "</v2/_catalog?last=ns%2Fone&n=2>; rel=\"next\""
+    );
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["repositories"],
+        serde_json::json!(["app", "ns/one"])
+    );
+    let r = reg.get("/v2/_catalog?last=ns%2Fone").await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["repositories"],
+        serde_json::json!(["ns/two"])
+    );
+    reg.stop().await;
+});
+
+both_backends!(deletion_is_off_by_default, |b: Backend| async move {
+    let reg = TestRegistry::start(b).await;
+    let m = reg.push_image("app", "v1", b"x").await;
+    let d = Digest::of(&m);
+    for path in [
+        "/v2/app/manifests/v1".to_owned(),
+        format!("/v2/app/manifests/{d}"),
+        format!("/v2/app/blobs/{}", Digest::of(b"x")),
+    ] {
+        expect_error(
+            reg.delete(&path).await,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "UNSUPPORTED",
+        )
+        .await;
+    }
+    assert_eq!(
+        reg.head("/v2/app/manifests/v1").await.status(),
+        StatusCode::OK
+    );
+    reg.stop().await;
+});
+
+both_backends!(deletion_when_enabled, |b: Backend| async move {
+    let reg = TestRegistry::start_with(b, |c| c.delete_enabled = true).await;
+    let m = reg.push_image("app", "v1", b"layer").await;
+    let d = Digest::of(&m);
+    assert_eq!(
+        reg.put_manifest("app", "v2", media::OCI_MANIFEST, &m)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        reg.delete("/v2/app/manifests/v1").await.status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        reg.head("/v2/app/manifests/v1").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        reg.head(&format!("/v2/app/manifests/{d}")).await.status(),
+        StatusCode::OK,
+        "a tag delete keeps the manifest"
+    );
+    assert_eq!(
+        reg.delete(&format!("/v2/app/manifests/{d}")).await.status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        reg.head("/v2/app/manifests/v2").await.status(),
+        StatusCode::NOT_FOUND,
+        "tags go with their manifest"
+    );
+    expect_error(
+        reg.delete(&format!("/v2/app/manifests/{d}")).await,
+        StatusCode::NOT_FOUND,
+        "MANIFEST_UNKNOWN",
+    )
+    .await;
+
+    let layer = Digest::of(b"layer");
+    let r = reg
+        .client
+        .post(reg.url(&format!("/v2/other/blobs/uploads/?mount={layer}&from=app")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        reg.delete(&format!("/v2/app/blobs/{layer}")).await.status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        reg.head(&format!("/v2/app/blobs/{layer}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        reg.head(&format!("/v2/other/blobs/{layer}")).await.status(),
+        StatusCode::OK,
+        "other repositories keep theirs"
+    );
+    expect_error(
+        reg.delete(&format!("/v2/app/blobs/{layer}")).await,
+        StatusCode::NOT_FOUND,
+        "BLOB_UNKNOWN",
+    )
+    .await;
+    reg.stop().await;
+});
+
+both_backends!(metrics_count_requests, |b: Backend| async move {
+    let reg = TestRegistry::start(b).await;
+    reg.push_image("app", "v1", b"x").await;
+    for _ in 0..3 {
+        reg.get("/v2/app/manifests/v1").await;
+    }
+    let text = reg.get("/metrics").await.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"ward_http_requests_total{endpoint="manifest_get",method="GET",status="200"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains("ward_http_request_duration_seconds_bucket"));
+    assert!(text.contains("ward_blob_received_bytes_total"));
+    assert!(text.contains("ward_upload_sessions_open 0"));
+    reg.stop().await;
+});
