@@ -1,0 +1,71 @@
+//! `ward`: the registry server and its command-line client in one binary.
+
+mod client;
+mod cmd;
+mod creds;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ward",
+    version,
+    about = "Ward: a security-first OCI artifact registry"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the registry.
+    Serve(cmd::serve::Args),
+    /// Push files as an OCI artifact.
+    Push(cmd::push::Args),
+    /// Pull an artifact's files, verifying every digest.
+    Pull(cmd::pull::Args),
+    /// Save credentials for a registry.
+    Login(cmd::login::Args),
+    /// Forget saved credentials.
+    Logout(cmd::login::LogoutArgs),
+    /// Manage users, robots, tokens, roles, policies, repositories and immutability.
+    Admin(cmd::admin::Args),
+    /// Scan model files, directories and archives for code-execution payloads.
+    Scan(cmd::scan::Args),
+    /// Sign an artifact or a model directory.
+    Sign(cmd::sign::Args),
+    /// Verify a signed model or artifact against keys or certificate identities.
+    Verify(cmd::verify::Args),
+    /// Generate and inspect signing keys (cosign-compatible).
+    Key(cmd::key::Args),
+    /// Inspect and verify the audit log.
+    Audit(cmd::audit::Args),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args).await,
+        Command::Push(args) => cmd::push::run(args).await,
+        Command::Pull(args) => cmd::pull::run(args).await,
+        Command::Login(args) => cmd::login::run(args).await,
+        Command::Logout(args) => cmd::login::logout(args).await,
+        Command::Admin(args) => cmd::admin::run(args).await,
+        Command::Scan(args) => cmd::scan::run(args).await,
+        Command::Sign(args) => cmd::sign::run(args).await,
+        Command::Verify(args) => cmd::verify::run(args).await,
+        Command::Key(args) => cmd::key::run(args).await,
+        Command::Audit(args) => cmd::audit::run(args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
