@@ -84,6 +84,20 @@ pub async fn auth_failure(
     record(state, e).await
 }
 
+/// A successful sign-in: recorded when credentials are checked against the
+/// store, not for every request that reuses them (a bearer token, or Basic
+/// credentials remembered for `auth.password_cache_secs`).
+pub async fn authenticated(
+    state: &AppState,
+    headers: &HeaderMap,
+    caller: &Caller,
+) -> ApiResult<()> {
+    if !caller.verified_now {
+        return Ok(());
+    }
+    record(state, event(EventType::AuthSuccess, Some(caller), headers)).await
+}
+
 /// A token handed out at the token endpoint.
 pub async fn token_issued(
     state: &AppState,

@@ -246,9 +246,39 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready when the database answers. The body also reports each audit sink's
+/// lag and whether its last delivery failed (an outage delays delivery, it
+/// does not make the registry unready); error texts stay behind
+/// `GET /api/v1/audit/status`, which needs a sign-in.
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.meta.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(()) => {
+            let audit = state.audit.status();
+            let sinks: Vec<serde_json::Value> = audit
+                .sinks
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "name": s.name,
+                        "feed": s.feed,
+                        "lag_events": s.lag_events,
+                        "consecutive_failures": s.consecutive_failures,
+                        "healthy": s.consecutive_failures == 0,
+                    })
+                })
+                .collect();
+            let body = serde_json::json!({
+                "status": "ready",
+                "database": "ok",
+                "audit": {
+                    "events_recorded": audit.log.events_recorded_total,
+                    "write_failures": audit.log.store_failures_total,
+                    "checkpoint_tree_size": audit.checkpoints.tree_size,
+                    "sinks": sinks,
+                },
+            });
+            (StatusCode::OK, axum::Json(body)).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (
@@ -261,6 +291,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.audit.update(&state.audit.status());
     if let Ok(n) = state.meta.open_uploads_total().await {
         state
             .metrics

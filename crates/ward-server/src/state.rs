@@ -95,6 +95,142 @@ pub struct EndpointLabels {
     pub endpoint: &'static str,
 }
 
+/// Labels of an audit sink's gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    /// The sink's configured name.
+    pub sink: String,
+    /// `file`, `stdout`, `syslog` or `webhook`.
+    pub kind: String,
+    /// `events` or `alerts`.
+    pub feed: String,
+}
+
+/// Audit gauges, refreshed from the audit subsystem's status on every scrape.
+#[derive(Default)]
+pub struct AuditMetrics {
+    /// Events recorded but not yet delivered, per sink.
+    pub sink_lag_events: Family<SinkLabels, Gauge>,
+    /// Items delivered by this process, per sink.
+    pub sink_delivered: Family<SinkLabels, Gauge>,
+    /// Failed delivery attempts by this process, per sink.
+    pub sink_failed_attempts: Family<SinkLabels, Gauge>,
+    /// Failures since the sink's last success.
+    pub sink_consecutive_failures: Family<SinkLabels, Gauge>,
+    /// Sequence numbers missing from the store that a sink had to skip.
+    pub sink_gaps: Family<SinkLabels, Gauge>,
+    /// Events this process appended to the log.
+    pub events_recorded: Gauge,
+    /// Failed appends (each failed the requests of its batch).
+    pub write_failures: Gauge,
+    /// Events waiting for the writer.
+    pub queued_events: Gauge,
+    /// Events covered by the latest signed checkpoint.
+    pub checkpoint_tree_size: Gauge,
+    /// Failed checkpoint rounds.
+    pub checkpoint_failures: Gauge,
+}
+
+impl AuditMetrics {
+    fn register(&self, registry: &mut Registry) {
+        let families = [
+            (
+                "audit_sink_lag_events",
+                "Audit events recorded but not yet delivered, per sink",
+                &self.sink_lag_events,
+            ),
+            (
+                "audit_sink_delivered",
+                "Items a sink delivered since this process started",
+                &self.sink_delivered,
+            ),
+            (
+                "audit_sink_failed_attempts",
+                "Failed delivery attempts since this process started",
+                &self.sink_failed_attempts,
+            ),
+            (
+                "audit_sink_consecutive_failures",
+                "Delivery failures since the sink's last success",
+                &self.sink_consecutive_failures,
+            ),
+            (
+                "audit_sink_gaps",
+                "Sequence numbers missing from the store that a sink skipped",
+                &self.sink_gaps,
+            ),
+        ];
+        for (name, help, family) in families {
+            registry.register(name, help, family.clone());
+        }
+        let gauges = [
+            (
+                "audit_events_recorded",
+                "Audit events this process appended",
+                &self.events_recorded,
+            ),
+            (
+                "audit_write_failures",
+                "Failed audit appends (their requests failed)",
+                &self.write_failures,
+            ),
+            (
+                "audit_queued_events",
+                "Audit events waiting for the writer",
+                &self.queued_events,
+            ),
+            (
+                "audit_checkpoint_tree_size",
+                "Events covered by the latest signed checkpoint",
+                &self.checkpoint_tree_size,
+            ),
+            (
+                "audit_checkpoint_failures",
+                "Failed checkpoint rounds",
+                &self.checkpoint_failures,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
+    }
+
+    /// Copies an audit status into the gauges.
+    pub fn update(&self, status: &ward_audit::AuditStatus) {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.events_recorded
+            .set(n(status.log.events_recorded_total));
+        self.write_failures.set(n(status.log.store_failures_total));
+        self.queued_events.set(n(status.log.queued_events));
+        self.checkpoint_tree_size
+            .set(n(status.checkpoints.tree_size));
+        self.checkpoint_failures
+            .set(n(status.checkpoints.failures_total));
+        for sink in &status.sinks {
+            let labels = SinkLabels {
+                sink: sink.name.clone(),
+                kind: sink.kind.clone(),
+                feed: sink.feed.clone(),
+            };
+            self.sink_lag_events
+                .get_or_create(&labels)
+                .set(n(sink.lag_events));
+            self.sink_delivered
+                .get_or_create(&labels)
+                .set(n(sink.delivered_total));
+            self.sink_failed_attempts
+                .get_or_create(&labels)
+                .set(n(sink.failures_total));
+            self.sink_consecutive_failures
+                .get_or_create(&labels)
+                .set(n(sink.consecutive_failures));
+            self.sink_gaps
+                .get_or_create(&labels)
+                .set(n(sink.gaps_total));
+        }
+    }
+}
+
 /// The registry's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -108,6 +244,8 @@ pub struct Metrics {
     pub bytes_out: Counter,
     /// Upload sessions open, refreshed on every scrape.
     pub uploads_open: Gauge,
+    /// The audit log and its sinks, refreshed on every scrape.
+    pub audit: AuditMetrics,
 }
 
 impl Metrics {
@@ -146,8 +284,11 @@ impl Metrics {
             "Upload sessions currently open",
             uploads_open.clone(),
         );
+        let audit = AuditMetrics::default();
+        audit.register(&mut registry);
         Metrics {
             registry,
+            audit,
             requests,
             latency,
             bytes_in,

@@ -71,6 +71,7 @@ async fn handle(state: &AppState, request: Request) -> ApiResult<Response> {
             return Err(failure.error);
         }
     };
+    crate::audit::authenticated(state, &parts.headers, &caller).await?;
     let scope: Vec<&str> = query_values(&params, "scope").collect();
     let offline = query_value(&params, "offline_token") == Some("true")
         || query_value(&params, "access_type") == Some("offline");

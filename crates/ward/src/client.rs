@@ -54,7 +54,7 @@ impl Registry {
         credentials: Option<Credentials>,
     ) -> Result<Self> {
         let http = Client::builder()
-            .user_agent(concat!("ward/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::limited(5))
             .build()?;
         Ok(Registry {
@@ -342,6 +342,14 @@ impl Registry {
         }
         Ok(r)
     }
+}
+
+/// What the CLI calls itself in `User-Agent` (the audit log records it).
+pub const USER_AGENT: &str = concat!("ward/", env!("CARGO_PKG_VERSION"));
+
+/// An HTTP client for the management API, identified as the CLI.
+pub fn api_http() -> Result<Client> {
+    Ok(Client::builder().user_agent(USER_AGENT).build()?)
 }
 
 /// `http://host` for loopback hosts (unless `plain_http` says otherwise), else `https://host`.

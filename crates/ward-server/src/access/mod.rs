@@ -182,6 +182,9 @@ pub struct Caller {
     pub user_agent: Option<String>,
     /// The request id, for the audit log.
     pub request_id: Option<String>,
+    /// Whether this request's credentials were checked against the store
+    /// (not remembered from an earlier request): a sign-in worth recording.
+    pub verified_now: bool,
 }
 
 impl Caller {
@@ -195,6 +198,7 @@ impl Caller {
             secure: false,
             user_agent: None,
             request_id: None,
+            verified_now: false,
         }
     }
 
@@ -396,6 +400,7 @@ impl AccessControl {
             secure,
             user_agent: user_agent.clone(),
             request_id: request_id.clone(),
+            verified_now: false,
         };
         let Some(value) = value else {
             return Ok(caller(Principal::anonymous(), AuthMethod::None, None));
@@ -420,8 +425,11 @@ impl AccessControl {
                 username: None,
                 method: AuthMethod::Password,
             })?;
-            let (principal, method) = self.basic(meta, &user, secret, ip).await?;
-            return Ok(caller(principal, method, None));
+            let (principal, method, verified_now) = self.basic(meta, &user, secret, ip).await?;
+            return Ok(Caller {
+                verified_now,
+                ..caller(principal, method, None)
+            });
         }
         Err(AuthFailure {
             error: unauthorized("unsupported Authorization scheme: use Basic or Bearer"),
@@ -461,13 +469,15 @@ impl AccessControl {
     }
 
     /// Basic credentials: a robot secret, a personal access token or a password.
+    /// Also says whether they were checked against the store just now (true)
+    /// or remembered from a recent check (false).
     async fn basic(
         &self,
         meta: &MetaStore,
         user: &str,
         secret: SecretString,
         ip: Option<IpAddr>,
-    ) -> Result<(Principal, AuthMethod), AuthFailure> {
+    ) -> Result<(Principal, AuthMethod, bool), AuthFailure> {
         // Names are stored lowercase; `Admin` and `admin` are one account.
         let user = &user.to_ascii_lowercase();
         let now = Instant::now();
@@ -498,7 +508,7 @@ impl AccessControl {
             && r.until > now
             && let Some(p) = self.active_principal(r.principal_kind, &r.name)
         {
-            return Ok((p, r.method));
+            return Ok((p, r.method, false));
         }
         let found = match method {
             AuthMethod::RobotSecret => self.robot_login(meta, user, &secret).await,
@@ -544,7 +554,7 @@ impl AccessControl {
                 until: now + Duration::from_secs(self.config.password_cache_secs),
             },
         );
-        Ok((principal, method))
+        Ok((principal, method, true))
     }
 
     async fn password_login(

@@ -157,6 +157,7 @@ async fn check(
             return Err(basic_challenge(failure.error));
         }
     };
+    crate::audit::authenticated(state, headers, &caller).await?;
     if caller.principal.kind == PrincipalKind::Anonymous {
         return Err(basic_challenge(ApiError::new(
             ErrorCode::Unauthorized,

@@ -82,6 +82,9 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
             return error.into_response();
         }
     };
+    if let Err(e) = crate::audit::authenticated(&state, &parts.headers, &caller).await {
+        return e.into_response();
+    }
     let ctx = Ctx {
         query: query_pairs(&parts.uri),
         state,

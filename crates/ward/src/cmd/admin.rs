@@ -266,7 +266,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         .credentials(&args.registry)?
         .context("no credentials: run `ward login` first, or pass --username with WARD_PASSWORD")?;
     let api = Api {
-        http: reqwest::Client::new(),
+        http: crate::client::api_http()?,
         base: args.auth.base_url(&args.registry),
         credentials,
     };

@@ -175,7 +175,7 @@ impl Api {
             "no credentials: run `ward login` first, or pass --username with WARD_PASSWORD",
         )?;
         Ok(Api {
-            http: reqwest::Client::new(),
+            http: crate::client::api_http()?,
             base,
             credentials,
         })

@@ -131,7 +131,6 @@ pub fn venv_python() -> PathBuf {
     python
 }
 
-/// Runs the `ward` CLI.
 /// Runs the `ward` CLI signed in as the test registry's admin (through the
 /// environment, as a CI job would), with no saved credentials of the user's.
 pub fn ward(args: &[&str]) -> Output {
