@@ -51,6 +51,10 @@ use crate::log::LogConfig;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuditConfig {
+    /// Record events at all. `false` exists to measure what auditing costs
+    /// (BENCHMARKS.md) and for throwaway test registries: the server warns at
+    /// start and reports it in `/readyz`. Never turn it off in production.
+    pub enabled: bool,
     /// The log's identity in checkpoints (also the checkpoint key's name). No spaces or `+`.
     pub origin: String,
     /// Front-end sizing and event limits.
@@ -68,6 +72,7 @@ pub struct AuditConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
+            enabled: true,
             origin: "ward/audit".into(),
             log: LogConfig::default(),
             checkpoint_interval_secs: 60,

@@ -124,6 +124,11 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
     let access = access::AccessControl::open(config.auth.clone(), &token_key_path, &meta).await?;
     bootstrap_admin(&config, &meta, &access).await?;
     let (audit, audit_public_key) = start_audit(&config, &meta).await?;
+    if !config.audit.enabled {
+        tracing::warn!(
+            "the audit log is DISABLED (audit.enabled = false): nothing is recorded; never run a production registry like this"
+        );
+    }
     Ok(AppState {
         manifests: ManifestCache::new(config.cache.manifest_bytes_max),
         config: Arc::new(config),
@@ -271,6 +276,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 "status": "ready",
                 "database": "ok",
                 "audit": {
+                    "enabled": state.config.audit.enabled,
                     "events_recorded": audit.log.events_recorded_total,
                     "write_failures": audit.log.store_failures_total,
                     "checkpoint_tree_size": audit.checkpoints.tree_size,

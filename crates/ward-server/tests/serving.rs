@@ -223,3 +223,18 @@ fn tokio_stream_from(
 ) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auditing_can_be_switched_off_for_measurement_and_says_so() {
+    let reg = TestRegistry::start_with(Backend::Sqlite, |c| c.audit.enabled = false).await;
+    assert_eq!(reg.get("/v2/").await.status(), StatusCode::OK);
+    reg.push_image("app", "v1", b"layer").await;
+    let status: serde_json::Value = reg.get("/api/v1/audit/status").await.json().await.unwrap();
+    assert_eq!(
+        status["status"]["log"]["events_recorded_total"], 0,
+        "{status}"
+    );
+    let ready: serde_json::Value = reg.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["audit"]["enabled"], false, "{ready}");
+    reg.stop().await;
+}
