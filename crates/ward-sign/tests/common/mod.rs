@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 
-/// The shared cosign fixture directory (real bytes from sigstore-rs; see its README).
+/// The cosign fixture directory (real bytes from sigstore-rs; its README says
+/// how they were made). A copy of the project's shared fixtures is kept in the
+/// repository so a fresh clone tests on its own.
 pub fn cosign_fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/cosign-skopeo")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cosign-skopeo")
 }
 
 /// One file of the shared cosign fixtures, as text.
