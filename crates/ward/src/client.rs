@@ -332,6 +332,85 @@ impl Registry {
         })
     }
 
+    /// Like [`Registry::get_manifest`], but `None` when the registry has no
+    /// such manifest (404).
+    pub async fn get_manifest_if_any(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<FetchedManifest>> {
+        let r = self
+            .send(
+                Method::HEAD,
+                &format!("/v2/{repo}/manifests/{reference}"),
+                |r| r.header(ACCEPT, media::MANIFEST_TYPES.join(", ")),
+            )
+            .await?;
+        match r.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::OK => self.get_manifest(repo, reference).await.map(Some),
+            _ => bail!(
+                "looking up manifest {repo}:{reference}: {}",
+                describe(r).await
+            ),
+        }
+    }
+
+    /// The descriptors of every manifest whose `subject` is `digest` (the OCI
+    /// 1.1 referrers API), following `Link` pages.
+    pub async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        let mut next = Some(format!("/v2/{repo}/referrers/{digest}"));
+        while let Some(path) = next.take() {
+            let r = self
+                .send(Method::GET, &path, |r| r.header(ACCEPT, media::OCI_INDEX))
+                .await?;
+            if r.status() != StatusCode::OK {
+                bail!("listing referrers of {digest}: {}", describe(r).await);
+            }
+            next = header(&r, reqwest::header::LINK).and_then(|l| {
+                l.split_once('<')
+                    .and_then(|(_, rest)| rest.split_once('>'))
+                    .map(|(target, _)| target.to_owned())
+            });
+            let index: serde_json::Value = r.json().await.context("reading a referrers index")?;
+            if let Some(manifests) = index["manifests"].as_array() {
+                out.extend(manifests.iter().cloned());
+            }
+            if out.len() > REFERRERS_MAX {
+                bail!(
+                    "{digest} has over {REFERRERS_MAX} referrers (REFERRERS_MAX); refusing to read more"
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads a small blob whole, refusing one over `bytes_max`, and checks its digest.
+    pub async fn get_small_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        bytes_max: u64,
+    ) -> Result<Bytes> {
+        let mut r = self.get_blob(repo, digest).await?;
+        let mut out = Vec::new();
+        let mut verifier = Verifier::new(*digest);
+        while let Some(chunk) = r.chunk().await? {
+            if (out.len() + chunk.len()) as u64 > bytes_max {
+                bail!("blob {digest} is over {bytes_max} bytes; refusing to read it");
+            }
+            verifier.update(&chunk);
+            out.extend_from_slice(&chunk);
+        }
+        verifier.finish()?;
+        Ok(Bytes::from(out))
+    }
+
     /// Streams blob `digest` of `repo`; the caller verifies what it reads with [`Verifier`].
     pub async fn get_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<Response> {
         let r = self
@@ -343,6 +422,9 @@ impl Registry {
         Ok(r)
     }
 }
+
+/// Most referrers read for one subject.
+pub const REFERRERS_MAX: usize = 4096;
 
 /// What the CLI calls itself in `User-Agent` (the audit log records it).
 pub const USER_AGENT: &str = concat!("ward/", env!("CARGO_PKG_VERSION"));

@@ -39,6 +39,9 @@ enum Command {
     Sign(cmd::sign::Args),
     /// Verify a signed model or artifact against keys or certificate identities.
     Verify(cmd::verify::Args),
+    /// Decide whether a reference may be deployed: resolve it, verify its
+    /// signatures, print the digest to pin (exit 0 allow, 1 refuse, 2 error).
+    Gate(cmd::gate::Args),
     /// Generate and inspect signing keys (cosign-compatible).
     Key(cmd::key::Args),
     /// Inspect and verify the audit log.
@@ -58,6 +61,7 @@ async fn main() -> ExitCode {
         Command::Scan(args) => cmd::scan::run(args).await,
         Command::Sign(args) => cmd::sign::run(args).await,
         Command::Verify(args) => cmd::verify::run(args).await,
+        Command::Gate(args) => cmd::gate::run(args).await,
         Command::Key(args) => cmd::key::run(args).await,
         Command::Audit(args) => cmd::audit::run(args).await,
     };

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod common;
+pub mod gate;
 pub mod key;
 pub mod login;
 pub mod pull;

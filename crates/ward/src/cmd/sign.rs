@@ -1,5 +1,7 @@
-//! `ward sign`: sign a model directory (OpenSSF model signing) or a model file
-//! (the RSA-PSS scheme). Registry references come with the OCI client.
+//! `ward sign`: sign an artifact in a registry as cosign does (a simple-signing
+//! payload stored under the `sha256-<hex>.sig` tag and as an OCI 1.1
+//! referrer), a model directory (OpenSSF model signing) or a model file (the
+//! mission's RSA-PSS scheme).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,8 +13,15 @@ use ward_sign::x509::Certificate;
 /// Arguments of `ward sign`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A registry reference to sign (not available yet: use --model).
+    /// A registry reference to sign: `host[:port]/name[:tag][@digest]`.
+    #[arg(conflicts_with = "model")]
     reference: Option<String>,
+    /// Registry sign-in (for a reference).
+    #[command(flatten)]
+    registry: super::common::RegistryArgs,
+    /// Write only the cosign tag-scheme signature, not the OCI 1.1 referrer.
+    #[arg(long)]
+    no_referrer: bool,
     /// The model to sign: a directory (model-signing) or a file (rsa-pss).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -51,15 +60,13 @@ enum Format {
 
 /// Runs `ward sign`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let key = ward_sign::password::load_private_key(&args.key)?;
     if let Some(reference) = &args.reference {
-        bail!(
-            "signing registry reference {reference:?} is not available yet; use --model <path> for local models"
-        );
+        return sign_reference(&args, reference, &key).await;
     }
     let Some(model_path) = args.model.clone() else {
-        bail!("nothing to sign: pass --model <directory or file>");
+        bail!("nothing to sign: pass a registry reference, or --model <directory or file>");
     };
-    let key = ward_sign::password::load_private_key(&args.key)?;
     let (output, format) = match args.format {
         Format::ModelSigning => (sign_directory(&args, &model_path, &key)?, "model-signing"),
         Format::RsaPss => (sign_file(&args, &model_path, &key)?, "rsa-pss"),
@@ -69,6 +76,87 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{out}");
     } else {
         println!("Signature written to {}", output.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Signs the manifest `reference` resolves to and stores the signature in
+/// the same repository, in both places cosign and OCI 1.1 clients look.
+async fn sign_reference(
+    args: &Args,
+    reference: &str,
+    key: &ward_sign::keys::PrivateKey,
+) -> anyhow::Result<ExitCode> {
+    use bytes::Bytes;
+    use ward_core::name::{ImageReference, Reference, Tag};
+    use ward_sign::oci::{Descriptor, OCI_MANIFEST_MEDIA_TYPE};
+
+    let target = ImageReference::parse(reference)?;
+    let registry = args.registry.connect(&target.registry)?;
+    let repo = &target.repository;
+    let manifest = registry.get_manifest(repo, &target.reference()).await?;
+    let subject = Descriptor {
+        media_type: manifest.media_type.clone(),
+        digest: manifest.digest,
+        size: manifest.bytes.len() as u64,
+        annotations: Default::default(),
+        artifact_type: None,
+    };
+    let docker_reference = format!("{}/{}", target.registry, repo);
+    let signature = ward_sign::cosign::sign(&subject, &docker_reference, key)?;
+    for blob in [
+        &signature.payload,
+        &signature.tag_config,
+        &signature.referrer_config,
+    ] {
+        registry
+            .push_bytes(repo, Bytes::from(blob.bytes.clone()))
+            .await?;
+    }
+    // cosign keeps every signature of a digest under one tag: add ours.
+    let tag = Tag::parse(&signature.tag)?;
+    let existing = registry
+        .get_manifest_if_any(repo, &Reference::Tag(tag.clone()))
+        .await?;
+    let tag_manifest = ward_sign::cosign::tag_manifest_with(
+        existing.as_ref().map(|m| m.bytes.as_ref()),
+        &signature.layer,
+    )
+    .map_err(|r| anyhow::anyhow!("the existing signature manifest {tag} is unusable: {r}"))?;
+    registry
+        .put_manifest(
+            repo,
+            tag.as_str(),
+            OCI_MANIFEST_MEDIA_TYPE,
+            Bytes::from(tag_manifest.bytes),
+        )
+        .await?;
+    let referrer = if args.no_referrer {
+        None
+    } else {
+        let bytes = Bytes::from(signature.referrer_manifest.bytes.clone());
+        let digest = signature.referrer_manifest.descriptor.digest;
+        registry
+            .put_manifest(repo, &digest.to_string(), OCI_MANIFEST_MEDIA_TYPE, bytes)
+            .await?;
+        Some(digest)
+    };
+    let pinned = target.pinned(&manifest.digest);
+    if args.json {
+        let out = serde_json::json!({
+            "signed": pinned,
+            "digest": manifest.digest,
+            "tag": signature.tag,
+            "referrer": referrer,
+            "key_id": key.public_key().key_id(),
+        });
+        println!("{out}");
+    } else {
+        println!("Signed {pinned}");
+        println!("  signature tag: {}", signature.tag);
+        if let Some(r) = referrer {
+            println!("  referrer:      {r}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

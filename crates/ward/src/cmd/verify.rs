@@ -23,35 +23,42 @@ pub struct Args {
     /// The signature file: a sigstore / model-signing bundle, or a raw RSA-PSS signature.
     #[arg(long)]
     signature: PathBuf,
-    /// A trusted public key (PEM); repeatable.
-    #[arg(long)]
-    key: Vec<PathBuf>,
-    /// Accept certificates with this subject alternative name (email or URI).
-    #[arg(long, conflicts_with = "cert_identity_regexp")]
-    cert_identity: Option<String>,
-    /// Accept certificates whose subject alternative name matches this regular expression.
-    #[arg(long)]
-    cert_identity_regexp: Option<String>,
-    /// Require this OIDC issuer (Fulcio extension) on the certificate.
-    #[arg(long, conflicts_with = "cert_oidc_issuer_regexp")]
-    cert_oidc_issuer: Option<String>,
-    /// Require an OIDC issuer matching this regular expression.
-    #[arg(long)]
-    cert_oidc_issuer_regexp: Option<String>,
-    /// A sigstore trusted_root.json (Fulcio + Rekor keys); entries must be in its log.
-    #[arg(long)]
-    trusted_root: Vec<PathBuf>,
-    /// PEM root certificates of a private CA (no transparency log; checked at the current time).
-    #[arg(long)]
-    ca_roots: Option<PathBuf>,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// Print the verdict as JSON.
     #[arg(long)]
     json: bool,
 }
 
+/// Who counts as a signer, from the command line (shared by `verify` and `gate`).
+#[derive(Debug, clap::Args)]
+pub struct TrustArgs {
+    /// A trusted public key (PEM); repeatable.
+    #[arg(long)]
+    pub key: Vec<PathBuf>,
+    /// Accept certificates with this subject alternative name (email or URI).
+    #[arg(long, conflicts_with = "cert_identity_regexp")]
+    pub cert_identity: Option<String>,
+    /// Accept certificates whose subject alternative name matches this regular expression.
+    #[arg(long)]
+    pub cert_identity_regexp: Option<String>,
+    /// Require this OIDC issuer (Fulcio extension) on the certificate.
+    #[arg(long, conflicts_with = "cert_oidc_issuer_regexp")]
+    pub cert_oidc_issuer: Option<String>,
+    /// Require an OIDC issuer matching this regular expression.
+    #[arg(long)]
+    pub cert_oidc_issuer_regexp: Option<String>,
+    /// A sigstore trusted_root.json (Fulcio + Rekor keys); entries must be in its log.
+    #[arg(long)]
+    pub trusted_root: Vec<PathBuf>,
+    /// PEM root certificates of a private CA (no transparency log; checked at the current time).
+    #[arg(long)]
+    pub ca_roots: Option<PathBuf>,
+}
+
 /// Runs `ward verify`.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let policy = command_line_policy(&args)?
+    let policy = command_line_policy(&args.trust)?
         .compile()
         .context("building the trust policy from the arguments")?;
     let signature = std::fs::read(&args.signature)
@@ -111,7 +118,9 @@ fn single_file(path: &Path, digest: Digest) -> ModelFiles {
     files
 }
 
-fn command_line_policy(args: &Args) -> anyhow::Result<TrustPolicy> {
+/// A one-rule trust policy covering every repository: any of the given keys
+/// or certificate identities, one signature.
+pub fn command_line_policy(args: &TrustArgs) -> anyhow::Result<TrustPolicy> {
     let mut policy = TrustPolicy::default();
     for path in &args.key {
         let pem =
@@ -189,7 +198,7 @@ fn command_line_policy(args: &Args) -> anyhow::Result<TrustPolicy> {
     Ok(policy)
 }
 
-fn report(verdict: &Verdict, json: bool) -> anyhow::Result<()> {
+pub fn report(verdict: &Verdict, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(verdict)?);
         return Ok(());

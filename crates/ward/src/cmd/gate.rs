@@ -1,0 +1,204 @@
+//! `ward gate <reference>`: the deployment gate. Resolves a reference to its
+//! digest, fetches every signature the registry holds for it (cosign's
+//! `sha256-<hex>.sig` tag and OCI 1.1 referrers), verifies them locally against
+//! the keys, certificate identities or trust-policy file given, and prints one
+//! decision with its reasons and the reference to pin. Exit 0 allows, 1
+//! refuses, 2 is an error (the registry could not be read, bad arguments).
+//! Later capabilities (scan results, quarantine) add reasons to the same
+//! decision.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use bytes::Bytes;
+use serde::Serialize;
+use ward_core::Digest;
+use ward_core::name::{ImageReference, Reference, RepositoryName, Tag};
+use ward_sign::oci::{self, SignatureLayers};
+use ward_sign::policy::{Candidate, TrustPolicy, Verdict};
+use ward_sign::verify::{Context, Subject};
+
+use super::common::RegistryArgs;
+use super::verify::{TrustArgs, command_line_policy};
+use crate::client::Registry;
+
+/// Most signature manifests read for one subject (tag scheme plus referrers).
+pub const SIGNATURE_MANIFESTS_MAX: usize = 64;
+/// Largest signature blob read (payloads and bundles are a few KiB).
+pub const SIGNATURE_BLOB_BYTES_MAX: u64 = 1024 * 1024;
+/// Most model files read from one model manifest.
+pub const MODEL_FILES_MAX: usize = 100_000;
+
+/// Arguments of `ward gate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What is about to be deployed: `host[:port]/name[:tag][@digest]`.
+    reference: String,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// A trust-policy file (JSON: keys, trust_roots, rules) instead of --key / --cert-identity.
+    #[arg(long, conflicts_with_all = ["key", "cert_identity", "cert_identity_regexp"])]
+    policy: Option<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Print the decision as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The gate's one decision.
+#[derive(Debug, Serialize)]
+struct Decision {
+    /// `allow` or `refuse`.
+    decision: &'static str,
+    /// What was asked for.
+    reference: String,
+    /// The digest it resolved to.
+    digest: Digest,
+    /// The reference to deploy: by digest, never by tag.
+    pinned: String,
+    /// Why, one sentence each.
+    reasons: Vec<String>,
+    /// The signature check in full.
+    signatures: Verdict,
+}
+
+/// Runs `ward gate`.
+pub async fn run(args: Args) -> Result<ExitCode> {
+    let policy = match &args.policy {
+        Some(path) => {
+            let text =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_slice::<TrustPolicy>(&text)
+                .with_context(|| format!("reading the trust policy {}", path.display()))?
+        }
+        None => command_line_policy(&args.trust)?,
+    }
+    .compile()
+    .context("compiling the trust policy")?;
+    let target = ImageReference::parse(&args.reference)?;
+    let registry = args.registry.connect(&target.registry)?;
+    let manifest = registry
+        .get_manifest(&target.repository, &target.reference())
+        .await?;
+    let digest = manifest.digest;
+    let candidates = signatures_of(&registry, &target.repository, &digest).await?;
+    let parsed: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
+    let artifact_type = parsed["artifactType"]
+        .as_str()
+        .or_else(|| parsed["config"]["mediaType"].as_str())
+        .map(str::to_owned);
+    // Model-signing bundles list files; a model stored one file per layer
+    // offers those files by their layer digests.
+    let model = oci::model_files(&manifest.bytes, MODEL_FILES_MAX).ok();
+    let subject = Subject {
+        repository: target.repository.as_str(),
+        digest: Some(digest),
+        artifact_type: artifact_type.as_deref(),
+        model: model
+            .as_ref()
+            .map(|m| m as &dyn ward_sign::model::ModelSource),
+    };
+    let verdict = policy.evaluate(&subject, &candidates, &Context::now());
+    let mut reasons = Vec::new();
+    if !verdict.covered {
+        reasons.push(format!(
+            "no rule of the trust policy covers {}",
+            target.repository
+        ));
+    } else if verdict.satisfied {
+        reasons.push(verdict.summary());
+    } else if candidates.is_empty() {
+        reasons.push(format!("{} has no signatures in the registry", digest));
+    } else {
+        reasons.extend(verdict.reasons.iter().map(|r| r.message.clone()));
+    }
+    let allowed = verdict.covered && verdict.satisfied;
+    let decision = Decision {
+        decision: if allowed { "allow" } else { "refuse" },
+        reference: args.reference.clone(),
+        digest,
+        pinned: target.pinned(&digest),
+        reasons,
+        signatures: verdict,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&decision)?);
+    } else if allowed {
+        println!("ALLOW {}", decision.pinned);
+        for r in &decision.reasons {
+            println!("  - {r}");
+        }
+    } else {
+        eprintln!("REFUSE {}", decision.pinned);
+        for r in &decision.reasons {
+            eprintln!("  - {r}");
+        }
+    }
+    Ok(if allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Every signature the registry holds for `digest` in `repo`: the layers of
+/// the cosign tag-scheme manifest and of each signature referrer.
+pub async fn signatures_of(
+    registry: &Registry,
+    repo: &RepositoryName,
+    digest: &Digest,
+) -> Result<Vec<Candidate>> {
+    let mut manifests: Vec<(String, Bytes)> = Vec::new();
+    let tag = Tag::parse(&oci::signature_tag(digest))?;
+    if let Some(m) = registry
+        .get_manifest_if_any(repo, &Reference::Tag(tag.clone()))
+        .await?
+    {
+        manifests.push((tag.to_string(), m.bytes));
+    }
+    for referrer in registry.referrers(repo, digest).await? {
+        let kind = referrer["artifactType"].as_str().unwrap_or_default();
+        if kind != oci::COSIGN_SIGNATURE_ARTIFACT_TYPE && !kind.contains("sigstore.bundle") {
+            continue;
+        }
+        if manifests.len() >= SIGNATURE_MANIFESTS_MAX {
+            break;
+        }
+        let Some(d) = referrer["digest"]
+            .as_str()
+            .and_then(|d| d.parse::<Digest>().ok())
+        else {
+            continue;
+        };
+        let m = registry.get_manifest(repo, &Reference::Digest(d)).await?;
+        manifests.push((format!("referrer {d}"), m.bytes));
+    }
+    let mut candidates = Vec::new();
+    for (source, bytes) in manifests {
+        let SignatureLayers { layers, .. } = match oci::signature_layers(&bytes) {
+            Ok(l) => l,
+            Err(_) => continue,
+        };
+        for (i, layer) in layers.iter().enumerate() {
+            if layer.descriptor.size > SIGNATURE_BLOB_BYTES_MAX {
+                bail!(
+                    "signature layer {} is {} bytes, over SIGNATURE_BLOB_BYTES_MAX ({SIGNATURE_BLOB_BYTES_MAX})",
+                    layer.descriptor.digest,
+                    layer.descriptor.size
+                );
+            }
+            let blob = registry
+                .get_small_blob(repo, &layer.descriptor.digest, SIGNATURE_BLOB_BYTES_MAX)
+                .await?;
+            if let Ok(evidence) = layer.evidence(blob.to_vec()) {
+                candidates.push(Candidate {
+                    source: format!("{source} layer {i}"),
+                    evidence,
+                });
+            }
+        }
+    }
+    Ok(candidates)
+}
