@@ -29,6 +29,7 @@ pub mod api;
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod gate;
 pub mod http;
 pub mod oci;
 pub mod serve;
@@ -138,6 +139,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         access: Arc::new(access),
         audit: Arc::new(audit),
         audit_public_key: Arc::new(audit_public_key),
+        signatures: Arc::new(gate::SignatureGate::default()),
     })
 }
 

@@ -36,6 +36,8 @@ pub struct AppState {
     pub audit: Arc<ward_audit::Audit>,
     /// The public key (PEM) that verifies the log's checkpoints.
     pub audit_public_key: Arc<String>,
+    /// Signature verdicts of the pull and promotion gates.
+    pub signatures: Arc<crate::gate::SignatureGate>,
 }
 
 /// Manifest content keyed by digest. Content under a digest never changes, so

@@ -59,6 +59,7 @@
 //!         threshold: 1,
 //!         docker_reference: Default::default(),
 //!         require_tlog_for_keys: false,
+//!         promote_tags: vec![],
 //!     }],
 //! }
 //! .compile()?;

@@ -93,6 +93,10 @@ pub struct Rule {
     /// Whether key signatures also need a verified transparency-log entry.
     #[serde(default)]
     pub require_tlog_for_keys: bool,
+    /// Tag globs (e.g. `prod-*`) that may be created or moved only onto a
+    /// digest satisfying this rule: the registry's promotion gate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promote_tags: Vec<String>,
 }
 
 fn one() -> u32 {
@@ -482,6 +486,29 @@ impl CompiledPolicy {
         self.rules
             .iter()
             .any(|r| r.covers(repository, artifact_type))
+    }
+
+    /// Whether a rule naming this repository protects `tag` from being set
+    /// on an unverified digest.
+    pub fn promotion_protects(&self, repository: &str, tag: &str) -> bool {
+        self.rules.iter().any(|r| {
+            r.rule
+                .repositories
+                .iter()
+                .any(|p| glob_match(p, repository))
+                && r.rule.promote_tags.iter().any(|p| glob_match(p, tag))
+        })
+    }
+
+    /// Whether any rule names this repository, whatever artifact types it
+    /// covers: the blob gate protects the layers of every covered artifact.
+    pub fn protects_repository(&self, repository: &str) -> bool {
+        self.rules.iter().any(|r| {
+            r.rule
+                .repositories
+                .iter()
+                .any(|p| glob_match(p, repository))
+        })
     }
 
     /// Evaluates `subject` with the signatures found for it.

@@ -548,3 +548,76 @@ both_backends!(
         ));
     }
 );
+
+both_backends!(
+    manifests_referencing_a_digest_are_found_per_repository,
+    |store: MetaStore| async move {
+        let (a, b) = (repo("team/a"), repo("team/b"));
+        for r in [&a, &b] {
+            link(&store, r, &[blob(1), blob(2), blob(3)]).await;
+        }
+        let (m1, _) = put(
+            &store,
+            &a,
+            &image_manifest(blob(1), &[blob(2)], ""),
+            &[],
+            &(),
+        )
+        .await;
+        let (m2, _) = put(
+            &store,
+            &a,
+            &image_manifest(blob(1), &[blob(3)], ""),
+            &[],
+            &(),
+        )
+        .await;
+        put(
+            &store,
+            &b,
+            &image_manifest(blob(1), &[blob(2)], ""),
+            &[],
+            &(),
+        )
+        .await;
+        let mut both = vec![m1, m2];
+        both.sort();
+        // The config of both; a layer of one; nothing across repositories.
+        assert_eq!(
+            store.referencing_manifests(&a, &blob(1), 10).await.unwrap(),
+            both
+        );
+        assert_eq!(
+            store.referencing_manifests(&a, &blob(3), 10).await.unwrap(),
+            vec![m2]
+        );
+        assert_eq!(
+            store
+                .referencing_manifests(&a, &blob(1), 1)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .referencing_manifests(&b, &blob(3), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+);
+
+both_backends!(
+    the_trust_policy_is_one_document_and_changing_it_bumps_the_revision,
+    |store: MetaStore| async move {
+        assert_eq!(store.trust_policy().await.unwrap(), None);
+        let before = store.auth_revision().await.unwrap();
+        store.put_trust_policy(r#"{"rules":[]}"#).await.unwrap();
+        store.put_trust_policy(r#"{"keys":[]}"#).await.unwrap();
+        let (document, _) = store.trust_policy().await.unwrap().unwrap();
+        assert_eq!(document, r#"{"keys":[]}"#);
+        assert_eq!(store.auth_revision().await.unwrap(), before + 2);
+    }
+);

@@ -225,3 +225,246 @@ fn a_signature_written_by_sigstore_rs_passes_the_gate() {
     let (code, decision) = gate(&reference, &keys.join("other-key.pub"));
     assert_eq!(code, Some(1), "{decision}");
 }
+
+fn put_trust_policy(server: &WardProcess, work: &Path, public_key: &Path, revoked: bool) {
+    let policy = serde_json::json!({
+        "keys": [{
+            "name": "release",
+            "public_key": std::fs::read_to_string(public_key).unwrap(),
+            "revoked": revoked,
+        }],
+        "rules": [{
+            "name": "production",
+            "repositories": ["prod/**"],
+            "keys": ["release"],
+            "promote_tags": ["prod-*"],
+        }],
+    });
+    let file = work.join("trust.json");
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let out = ward(&[
+        "admin",
+        "--registry",
+        &server.addr,
+        "trust",
+        "put",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A consumer: a robot that may only pull from `prod/**`.
+struct Consumer(String, String);
+
+fn create_consumer(server: &WardProcess) -> Consumer {
+    let out = ward(&[
+        "admin",
+        "--registry",
+        &server.addr,
+        "robot",
+        "create",
+        "deployer",
+        "--grant",
+        "read=prod/**",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Consumer(
+        "deployer".into(),
+        String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+    )
+}
+
+fn get_status(server: &WardProcess, who: &Consumer, path: &str, user_agent: &str) -> (u16, String) {
+    let r = reqwest::blocking::Client::new()
+        .get(server.url(path))
+        .basic_auth(&who.0, Some(&who.1))
+        .header(
+            "accept",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+        )
+        .header("user-agent", user_agent)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+fn skopeo_pull(server: &WardProcess, who: &Consumer, image: &str, dest: &Path) -> Output {
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--src-creds",
+            &format!("{}:{}", who.0, who.1),
+            "--src-tls-verify=false",
+            &format!("docker://{}/{image}", server.addr),
+            &format!("oci:{}:v1", dest.display()),
+        ],
+    )
+}
+
+#[test]
+fn a_protected_repository_serves_only_verified_content() {
+    let work = tempfile::tempdir().unwrap();
+    let server = WardProcess::start(&work.path().join("data"), &[]);
+    let key = generate_key(work.path(), "release");
+    put_trust_policy(&server, work.path(), &key.with_extension("pub"), false);
+    let deployer = create_consumer(&server);
+
+    // Pushing is not gated: an image goes in with skopeo, unsigned.
+    let layout = umoci_image(work.path());
+    tool_ok(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-creds",
+            &creds(),
+            "--dest-tls-verify=false",
+            &format!("oci:{}:v1", layout.display()),
+            &format!("docker://{}/prod/web:v1", server.addr),
+        ],
+    );
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+
+    // Unsigned: for a consumer, the manifest (GET and HEAD), its layer by
+    // digest, and a real client's pull are all refused, whatever the client
+    // calls itself.
+    for ua in ["skopeo/1.9.3", "cosign/2.2.0 (linux; amd64)"] {
+        let (status, body) = get_status(&server, &deployer, "/v2/prod/web/manifests/v1", ua);
+        assert_eq!(status, 403, "{body}");
+        assert!(
+            body.contains("DENIED") && body.contains("trust policy"),
+            "{body}"
+        );
+    }
+    let head = reqwest::blocking::Client::new()
+        .head(server.url(&format!("/v2/prod/web/manifests/{digest}")))
+        .basic_auth(&deployer.0, Some(&deployer.1))
+        .send()
+        .unwrap();
+    assert_eq!(head.status(), reqwest::StatusCode::FORBIDDEN);
+    let blob_path = format!("/v2/prod/web/blobs/{layer}");
+    let (status, body) = get_status(&server, &deployer, &blob_path, "curl/8");
+    assert_eq!(status, 403, "the blob-digest bypass is closed: {body}");
+    let refused = skopeo_pull(&server, &deployer, "prod/web:v1", &work.path().join("out1"));
+    assert!(!refused.status.success());
+    // The producer (who may push) reads its own work, to sign it.
+    let producer = admin_http()
+        .get(server.url("/v2/prod/web/manifests/v1"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .unwrap();
+    assert_eq!(producer.status(), reqwest::StatusCode::OK);
+    // Promotion of the unsigned digest to a protected tag is refused too.
+    let raw = std::fs::read(
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    let promote = |tag: &str| {
+        admin_http()
+            .put(server.url(&format!("/v2/prod/web/manifests/{tag}")))
+            .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+            .body(raw.clone())
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(promote("prod-1"), 403);
+    assert_eq!(promote("staging"), 201, "tags no rule protects move freely");
+
+    // Signed: everything is served, to a real client too.
+    let out = ward_with(
+        &[
+            "sign",
+            &format!("{}/prod/web:v1", server.addr),
+            "--key",
+            key.with_extension("key").to_str().unwrap(),
+        ],
+        &[("COSIGN_PASSWORD", KEY_PASSWORD)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, body) = get_status(
+        &server,
+        &deployer,
+        "/v2/prod/web/manifests/v1",
+        "skopeo/1.9.3",
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get_status(&server, &deployer, &blob_path, "curl/8");
+    assert_eq!(status, 200);
+    let out = skopeo_pull(&server, &deployer, "prod/web:v1", &work.path().join("out2"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(promote("prod-1"), 201);
+
+    // Revoking the key takes effect at once.
+    put_trust_policy(&server, work.path(), &key.with_extension("pub"), true);
+    let (status, body) = get_status(
+        &server,
+        &deployer,
+        "/v2/prod/web/manifests/v1",
+        "skopeo/1.9.3",
+    );
+    assert_eq!(status, 403, "{body}");
+
+    // Every refusal is in the audit log with its reason.
+    let export = admin_http()
+        .get(server.url("/api/v1/audit/export"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let denials: Vec<Value> = export
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["event"]["event_type"] == "deny.signature")
+        .collect();
+    assert!(denials.len() >= 5, "{denials:?}");
+    assert!(denials.iter().any(|d| d["event"]["action"] == "promote"));
+    assert!(denials.iter().any(|d| d["event"]["action"] == "pull_blob"));
+    assert!(
+        denials
+            .iter()
+            .all(|d| d["event"]["repository"] == "prod/web"
+                && d["event"]["reason"].as_str().is_some_and(|r| !r.is_empty()))
+    );
+    // Unprotected repositories were never affected.
+    let plain = work.path().join("plain.bin");
+    std::fs::write(&plain, b"not protected").unwrap();
+    push_file(&server, "dev/tool:v1", &plain);
+    let dev = admin_http()
+        .get(server.url("/v2/dev/tool/manifests/v1"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .unwrap();
+    assert_eq!(dev.status(), reqwest::StatusCode::OK);
+}

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ward_auth::identity::{Labels, Principal, PrincipalKind};
 use ward_auth::pattern::RepoPattern;
@@ -67,6 +68,8 @@ pub struct Snapshot {
     pub users: HashMap<String, UserInfo>,
     /// Robots by name.
     pub robots: HashMap<String, RobotInfo>,
+    /// The trust policy the signature gates enforce (None: no requirement).
+    pub trust: Option<Arc<ward_sign::policy::CompiledPolicy>>,
 }
 
 static NO_LABELS: std::sync::LazyLock<Labels> = std::sync::LazyLock::new(Labels::default);
@@ -82,6 +85,7 @@ impl Snapshot {
             public: HashSet::new(),
             users: HashMap::new(),
             robots: HashMap::new(),
+            trust: None,
         }
     }
 
@@ -213,8 +217,23 @@ impl Snapshot {
                 break;
             }
         }
+        let trust = match meta.trust_policy().await? {
+            None => None,
+            Some((document, _)) => {
+                let invalid = |reason: String| SnapshotError::Invalid {
+                    what: "trust policy",
+                    name: String::new(),
+                    reason,
+                };
+                let policy: ward_sign::policy::TrustPolicy =
+                    serde_json::from_str(&document).map_err(|e| invalid(e.to_string()))?;
+                let compiled = policy.compile().map_err(|e| invalid(e.to_string()))?;
+                Some(Arc::new(compiled))
+            }
+        };
         Ok(Snapshot {
             revision,
+            trust,
             authorizer: Authorizer::new(bindings, policies),
             immutability,
             labels,

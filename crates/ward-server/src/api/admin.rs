@@ -834,3 +834,54 @@ pub(super) async fn delete_rule(
     .await?;
     Ok(json(StatusCode::OK, json!({"deleted": name})))
 }
+
+/// `GET /api/v1/trust-policy`: the trust policy the signature gates enforce.
+pub(super) async fn get_trust_policy(State(state): State<AppState>) -> ApiResult<Response> {
+    let (policy, updated_at_ms) = match state.meta.trust_policy().await? {
+        Some((document, at)) => (
+            serde_json::from_str::<Value>(&document).unwrap_or(Value::Null),
+            Some(at),
+        ),
+        None => (json!({"keys": [], "trust_roots": [], "rules": []}), None),
+    };
+    let revision = state
+        .access
+        .snapshot()
+        .trust
+        .as_ref()
+        .map(|p| p.revision().to_string());
+    Ok(json(
+        StatusCode::OK,
+        json!({"policy": policy, "revision": revision, "updated_at_ms": updated_at_ms}),
+    ))
+}
+
+/// `PUT /api/v1/trust-policy`: replaces the whole trust policy (keys, trust
+/// roots, rules) after compiling it, so a policy that cannot be enforced is
+/// refused before it is stored. Revoking a key is `"revoked": true` on it.
+pub(super) async fn put_trust_policy(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Body,
+) -> ApiResult<Response> {
+    let document: Value = json_body(body, TRUST_POLICY_BYTES_MAX).await?;
+    let policy: ward_sign::policy::TrustPolicy =
+        serde_json::from_value(document.clone()).map_err(|e| invalid(e.to_string()))?;
+    let compiled = policy.compile().map_err(|e| invalid(e.to_string()))?;
+    state.meta.put_trust_policy(&document.to_string()).await?;
+    changed_audited(
+        &state,
+        &caller,
+        EventType::TrustPolicyChanged,
+        "put_trust_policy",
+        &compiled.revision().to_string(),
+    )
+    .await?;
+    Ok(json(
+        StatusCode::OK,
+        json!({"revision": compiled.revision().to_string(), "rules": policy.rules.len(), "keys": policy.keys.len()}),
+    ))
+}
+
+/// Largest trust policy document accepted (trusted roots carry certificates).
+pub const TRUST_POLICY_BYTES_MAX: usize = 4 * 1024 * 1024;

@@ -103,6 +103,8 @@ routes! {
     GET "/api/v1/immutability-rules" => Registry(Action::ManageImmutability), admin::list_rules;
     PUT "/api/v1/immutability-rules/{name}" => Registry(Action::ManageImmutability), admin::put_rule;
     DELETE "/api/v1/immutability-rules/{name}" => Registry(Action::ManageImmutability), admin::delete_rule;
+    GET "/api/v1/trust-policy" => Registry(Action::ManageTrust), admin::get_trust_policy;
+    PUT "/api/v1/trust-policy" => Registry(Action::ManageTrust), admin::put_trust_policy;
     GET "/api/v1/repositories/{*name}" => Repository(Action::ManageRepositories), repos::get_settings;
     PUT "/api/v1/repositories/{*name}" => Repository(Action::ManageRepositories), repos::put_settings;
     GET "/api/v1/audit" => Registry(Action::ReadAudit), audit::query;

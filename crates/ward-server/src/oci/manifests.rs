@@ -59,6 +59,10 @@ pub(super) async fn get(ctx: &Ctx, name: &str, reference: &str) -> ApiResult<Res
             ),
         ));
     }
+    if crate::gate::protects(ctx, &name) {
+        let bytes = content(ctx, &name, &meta).await?;
+        crate::gate::check_manifest(ctx, &name, &meta, &bytes).await?;
+    }
     let tag = etag(&meta.digest);
     let headers = [
         ("content-type", meta.media_type.clone()),
@@ -240,6 +244,7 @@ async fn store(
             return Err(refuse_immutable(ctx, name, &reason).await?);
         }
     }
+    crate::gate::check_promotion(ctx, name, digest, &parsed.media_type, bytes, tags).await?;
     let outcome = ctx
         .state
         .meta
@@ -256,6 +261,9 @@ async fn store(
         .await?;
     match outcome {
         PutManifestOutcome::Stored { moved } => {
+            if crate::gate::may_be_signature(tags, parsed.subject.is_some()) {
+                ctx.state.signatures.signatures_changed();
+            }
             let mut event = audit::event(EventType::Push, Some(&ctx.caller), &ctx.headers)
                 .repository(name.as_str())
                 .digest(digest)

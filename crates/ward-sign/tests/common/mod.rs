@@ -44,6 +44,7 @@ pub fn rule(name: &str, keys: &[&str], identities: Vec<IdentityRule>, threshold:
         threshold,
         docker_reference: Default::default(),
         require_tlog_for_keys: false,
+        promote_tags: Vec::new(),
     }
 }
 

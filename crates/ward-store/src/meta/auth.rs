@@ -1389,6 +1389,36 @@ impl MetaStore {
     }
 }
 
+// The trust policy: one document for the registry.
+impl MetaStore {
+    /// Replaces the trust policy document (stored as written; the caller
+    /// validates it). An empty document removes every signature requirement.
+    pub async fn put_trust_policy(&self, document_json: &str) -> Result<(), AuthStoreError> {
+        let now = now_ms();
+        change!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO trust_policy (id, document, updated_at) VALUES (1, $1, $2) \
+                 ON CONFLICT (id) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at",
+            )
+            .bind(document_json)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            (true, Ok(()))
+        })
+    }
+
+    /// The trust policy document and when it was last replaced, if one was ever stored.
+    pub async fn trust_policy(&self) -> Result<Option<(String, i64)>, StoreError> {
+        on_reader!(self, |pool| {
+            let row = sqlx::query_as("SELECT document, updated_at FROM trust_policy WHERE id = 1")
+                .fetch_optional(pool)
+                .await?;
+            Ok(row)
+        })
+    }
+}
+
 // Repository settings: labels and public pull, keyed by repository name.
 impl MetaStore {
     /// Sets label `key` of `repository` to `value`. Keys are case-insensitive:

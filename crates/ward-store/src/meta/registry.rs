@@ -452,6 +452,36 @@ impl MetaStore {
         }))
     }
 
+    /// Manifests of `repository` that reference `target` (as a layer, config
+    /// or child), at most `limit`, in digest order: for gates that serve a blob
+    /// or a child manifest only through a verified parent.
+    pub async fn referencing_manifests(
+        &self,
+        repository: &RepositoryName,
+        target: &Digest,
+        limit: u32,
+    ) -> Result<Vec<Digest>, StoreError> {
+        let digests: Vec<String> = on_reader!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT mr.manifest_digest FROM manifest_references mr \
+                 JOIN repositories r ON r.id = mr.repository_id \
+                 WHERE r.name = $1 AND mr.target_digest = $2 \
+                 ORDER BY mr.manifest_digest LIMIT $3",
+            )
+            .bind(repository.as_str())
+            .bind(target.to_string())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        let mut out: Vec<Digest> = digests
+            .iter()
+            .map(|d| parse_digest(d))
+            .collect::<Result<_, _>>()?;
+        out.dedup();
+        Ok(out)
+    }
+
     /// The stored bytes of manifest `digest` in `repository`.
     pub async fn manifest_content(
         &self,

@@ -53,6 +53,17 @@ enum What {
     /// Tag immutability rules.
     #[command(subcommand)]
     Immutability(ImmutabilityCmd),
+    /// The signature trust policy the pull and promotion gates enforce.
+    #[command(subcommand)]
+    Trust(TrustCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum TrustCmd {
+    /// Show the trust policy and its revision.
+    Get,
+    /// Replace the trust policy with a JSON file (keys, trust_roots, rules).
+    Put { file: std::path::PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -492,6 +503,13 @@ async fn dispatch(api: &Api, what: What) -> Result<(Value, Option<&'static str>)
                     Some(json!({"public": public})),
                 )
                 .await?,
+            ),
+        },
+        What::Trust(c) => match c {
+            TrustCmd::Get => plain(api.call(M::GET, "/trust-policy", None).await?),
+            TrustCmd::Put { file } => plain(
+                api.call(M::PUT, "/trust-policy", Some(read_json(&file)?))
+                    .await?,
             ),
         },
         What::Immutability(c) => match c {

@@ -194,6 +194,7 @@ pub fn command_line_policy(args: &TrustArgs) -> anyhow::Result<TrustPolicy> {
         threshold: 1,
         docker_reference: Default::default(),
         require_tlog_for_keys: false,
+        promote_tags: Vec::new(),
     });
     Ok(policy)
 }

@@ -1,0 +1,488 @@
+//! The signature gates: what a trust policy protects is served only when
+//! verified.
+//!
+//! - **Pull.** A manifest in a repository the trust policy covers is served
+//!   (`GET` and `HEAD`) only if its signatures satisfy the policy, or if it is
+//!   a child of an index whose signatures do (clients pull the index, then the
+//!   platform's manifest by digest).
+//! - **Blobs.** A blob of a protected repository is served only when a
+//!   manifest of that repository that may be pulled references it, so knowing
+//!   a layer digest is no way around the gate.
+//! - **Promotion.** Tagging a digest with a tag a rule protects (`promote_tags`)
+//!   needs the digest to satisfy the policy.
+//!
+//! The pull and blob gates apply to consumers: a caller the access policy
+//! lets push to the repository (a builder or signer, who could replace the
+//! content anyway) reads what it produced, so it can sign and promote it.
+//!
+//! Signature artifacts themselves (cosign's `sha256-<hex>.sig` manifests and
+//! signature referrers: every layer a signature, all small) stay readable so
+//! clients can verify. Verdicts are cached per (repository, digest, policy
+//! revision, signature generation); pushing anything that may be a signature
+//! moves the generation, so a new signature counts at once, and a certificate
+//! verdict is kept no longer than the certificate is valid.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use quick_cache::sync::Cache;
+use ward_core::manifest::{self, ManifestKind};
+use ward_core::name::{Reference, RepositoryName, Tag};
+use ward_core::{Digest, ErrorCode};
+use ward_sign::oci::{self, COSIGN_SIGNATURE_ARTIFACT_TYPE, SIGSTORE_BUNDLE_MEDIA_TYPE};
+use ward_sign::policy::{Candidate, CompiledPolicy};
+use ward_sign::verify::{Context, Subject};
+use ward_store::meta::ManifestMeta;
+use ward_store::paths;
+
+use crate::error::{ApiError, ApiResult};
+use crate::oci::Ctx;
+
+/// Largest signature blob read (payloads and bundles are a few KiB).
+pub const SIGNATURE_BLOB_BYTES_MAX: u64 = 1024 * 1024;
+/// Most signature manifests (tag plus referrers) read for one subject.
+pub const SIGNATURE_MANIFESTS_MAX: u32 = 64;
+/// Most parents looked at to find a verified index or manifest.
+pub const PARENTS_MAX: u32 = 32;
+/// Verdicts kept.
+pub const VERDICTS_MAX: usize = 100_000;
+/// How long a verdict is reused at most (a refusal is re-checked sooner
+/// anyway: any push of a signature moves the generation).
+pub const VERDICT_TTL: Duration = Duration::from_secs(300);
+/// How long a refusal is reused at most: a signature pushed through another
+/// server sharing the database moves only that server's generation.
+pub const REFUSAL_TTL: Duration = Duration::from_secs(5);
+/// Most files read from a model manifest for model-signing verification.
+pub const MODEL_FILES_MAX: usize = 100_000;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct VerdictKey {
+    repository: String,
+    digest: Digest,
+    policy: Digest,
+    generation: u64,
+}
+
+/// One gate decision about a digest.
+#[derive(Clone, Debug)]
+pub struct GateVerdict {
+    /// Whether it may be served or promoted.
+    pub allowed: bool,
+    /// The reason, for error bodies and the audit log.
+    pub summary: String,
+    until: Instant,
+}
+
+/// The verdict cache and the signature generation.
+pub struct SignatureGate {
+    verdicts: Cache<VerdictKey, Arc<GateVerdict>>,
+    generation: AtomicU64,
+}
+
+impl Default for SignatureGate {
+    fn default() -> Self {
+        SignatureGate {
+            verdicts: Cache::new(VERDICTS_MAX),
+            generation: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SignatureGate {
+    /// Something that may be a signature was pushed: cached verdicts stop counting.
+    pub fn signatures_changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn key(
+        &self,
+        repository: &RepositoryName,
+        digest: Digest,
+        policy: &CompiledPolicy,
+    ) -> VerdictKey {
+        VerdictKey {
+            repository: repository.as_str().to_owned(),
+            digest,
+            policy: policy.revision(),
+            generation: self.generation.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// Whether a pushed manifest may carry signatures (a signature tag or a
+/// manifest with a subject): the gate's cached verdicts must not outlive it.
+pub fn may_be_signature(tags: &[Tag], has_subject: bool) -> bool {
+    has_subject || tags.iter().any(|t| is_signature_tag(t.as_str()))
+}
+
+fn is_signature_tag(tag: &str) -> bool {
+    tag.starts_with("sha256-")
+        && [".sig", ".att", ".sbom"]
+            .iter()
+            .any(|suffix| tag.ends_with(suffix))
+}
+
+/// A manifest that holds only signatures (every layer a signature type, the
+/// whole small): readable in protected repositories so clients can verify.
+fn is_signature_artifact(bytes: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return false;
+    };
+    let Some(layers) = value["layers"].as_array() else {
+        return false;
+    };
+    let signature_type = |t: &str| {
+        t == ward_sign::oci::SIMPLE_SIGNING_MEDIA_TYPE
+            || t == SIGSTORE_BUNDLE_MEDIA_TYPE
+            || t == ward_sign::pss::RSA_PSS_SIGNATURE_MEDIA_TYPE
+    };
+    let total: u64 = layers.iter().filter_map(|l| l["size"].as_u64()).sum();
+    !layers.is_empty()
+        && total <= SIGNATURE_BLOB_BYTES_MAX
+        && layers
+            .iter()
+            .all(|l| l["mediaType"].as_str().is_some_and(signature_type))
+}
+
+/// Whether the trust policy names this repository (so its manifests and
+/// blobs go through the gate).
+pub(crate) fn protects(ctx: &Ctx, name: &RepositoryName) -> bool {
+    ctx.state
+        .access
+        .snapshot()
+        .trust
+        .as_ref()
+        .is_some_and(|p| p.protects_repository(name.as_str()))
+}
+
+/// Whether the caller may push to `name` by role or policy (whatever scope
+/// its token carries): producers are not gated on reading their own work.
+fn is_producer(ctx: &Ctx, name: &RepositoryName) -> bool {
+    let snapshot = ctx.state.access.snapshot();
+    ctx.state
+        .access
+        .decide(
+            &snapshot,
+            &ctx.caller,
+            ward_auth::policy::Action::Push,
+            Some(name.as_str()),
+            ward_auth::policy::TagContext::Unknown,
+        )
+        .is_allowed()
+}
+
+/// The pull gate for a manifest about to be served.
+pub(crate) async fn check_manifest(
+    ctx: &Ctx,
+    name: &RepositoryName,
+    meta: &ManifestMeta,
+    content: &Bytes,
+) -> ApiResult<()> {
+    let snapshot = ctx.state.access.snapshot();
+    let Some(policy) = snapshot.trust.clone() else {
+        return Ok(());
+    };
+    if !policy.protects_repository(name.as_str())
+        || is_signature_artifact(content)
+        || is_producer(ctx, name)
+    {
+        return Ok(());
+    }
+    let verdict = verdict(ctx, &policy, name, meta.digest, &meta.media_type, content).await?;
+    if verdict.allowed {
+        return Ok(());
+    }
+    // A platform manifest is served when an index listing it is verified.
+    for parent in ctx
+        .state
+        .meta
+        .referencing_manifests(name, &meta.digest, PARENTS_MAX)
+        .await?
+    {
+        if let Some(v) = parent_verdict(ctx, &policy, name, parent).await?
+            && v.allowed
+        {
+            return Ok(());
+        }
+    }
+    Err(refuse(
+        ctx,
+        name,
+        "pull",
+        &format!("{} in {name}", meta.digest),
+        &verdict.summary,
+    )
+    .await?)
+}
+
+/// The blob gate: a blob of a protected repository is served only through a
+/// manifest of that repository that may be pulled.
+pub(crate) async fn check_blob(ctx: &Ctx, name: &RepositoryName, digest: Digest) -> ApiResult<()> {
+    let snapshot = ctx.state.access.snapshot();
+    let Some(policy) = snapshot.trust.clone() else {
+        return Ok(());
+    };
+    if !policy.protects_repository(name.as_str()) || is_producer(ctx, name) {
+        return Ok(());
+    }
+    let parents = ctx
+        .state
+        .meta
+        .referencing_manifests(name, &digest, PARENTS_MAX)
+        .await?;
+    for parent in &parents {
+        let Some(bytes) = manifest_bytes(ctx, name, *parent).await? else {
+            continue;
+        };
+        if is_signature_artifact(&bytes) {
+            return Ok(());
+        }
+        if let Some(v) = parent_verdict(ctx, &policy, name, *parent).await?
+            && v.allowed
+        {
+            return Ok(());
+        }
+        // A layer of a platform manifest whose index is verified.
+        for grandparent in ctx
+            .state
+            .meta
+            .referencing_manifests(name, parent, PARENTS_MAX)
+            .await?
+        {
+            if let Some(v) = parent_verdict(ctx, &policy, name, grandparent).await?
+                && v.allowed
+            {
+                return Ok(());
+            }
+        }
+    }
+    let reason = if parents.is_empty() {
+        "no manifest of this repository references it".to_owned()
+    } else {
+        "no manifest of this repository that references it is verified".to_owned()
+    };
+    Err(refuse(
+        ctx,
+        name,
+        "pull_blob",
+        &format!("blob {digest} in {name}"),
+        &reason,
+    )
+    .await?)
+}
+
+/// The promotion gate: `tags` may be set on `digest` only if every tag a rule
+/// protects has a verified target.
+pub(crate) async fn check_promotion(
+    ctx: &Ctx,
+    name: &RepositoryName,
+    digest: Digest,
+    media_type: &str,
+    content: &[u8],
+    tags: &[Tag],
+) -> ApiResult<()> {
+    let snapshot = ctx.state.access.snapshot();
+    let Some(policy) = snapshot.trust.clone() else {
+        return Ok(());
+    };
+    let Some(tag) = tags
+        .iter()
+        .find(|t| policy.promotion_protects(name.as_str(), t.as_str()))
+    else {
+        return Ok(());
+    };
+    let content = Bytes::copy_from_slice(content);
+    let verdict = verdict(ctx, &policy, name, digest, media_type, &content).await?;
+    if verdict.allowed {
+        return Ok(());
+    }
+    Err(refuse(
+        ctx,
+        name,
+        "promote",
+        &format!("tag {tag} -> {digest} in {name}"),
+        &verdict.summary,
+    )
+    .await?)
+}
+
+async fn refuse(
+    ctx: &Ctx,
+    name: &RepositoryName,
+    action: &str,
+    what: &str,
+    why: &str,
+) -> ApiResult<ApiError> {
+    let reason = format!("{what} does not satisfy the trust policy: {why}");
+    crate::audit::denied(
+        &ctx.state,
+        ward_audit::EventType::SignatureDenied,
+        &ctx.caller,
+        &ctx.headers,
+        action,
+        Some(name.as_str()),
+        &reason,
+    )
+    .await?;
+    Ok(ApiError::new(ErrorCode::Denied, reason))
+}
+
+async fn manifest_bytes(
+    ctx: &Ctx,
+    name: &RepositoryName,
+    digest: Digest,
+) -> ApiResult<Option<Bytes>> {
+    if let Some(bytes) = ctx.state.manifests.get(&digest) {
+        return Ok(Some(bytes));
+    }
+    let bytes = ctx.state.meta.manifest_content(name, &digest).await?;
+    if let Some(b) = &bytes {
+        ctx.state.manifests.insert(digest, b.clone());
+    }
+    Ok(bytes)
+}
+
+/// The verdict of a stored manifest of `name` (None if it is gone).
+async fn parent_verdict(
+    ctx: &Ctx,
+    policy: &Arc<CompiledPolicy>,
+    name: &RepositoryName,
+    digest: Digest,
+) -> ApiResult<Option<Arc<GateVerdict>>> {
+    let Some(meta) = ctx
+        .state
+        .meta
+        .resolve_manifest(name, &Reference::Digest(digest))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(bytes) = manifest_bytes(ctx, name, digest).await? else {
+        return Ok(None);
+    };
+    verdict(ctx, policy, name, digest, &meta.media_type, &bytes)
+        .await
+        .map(Some)
+}
+
+/// The (cached) verdict of the policy about manifest `digest` of `name`.
+async fn verdict(
+    ctx: &Ctx,
+    policy: &Arc<CompiledPolicy>,
+    name: &RepositoryName,
+    digest: Digest,
+    media_type: &str,
+    content: &Bytes,
+) -> ApiResult<Arc<GateVerdict>> {
+    let gate = &ctx.state.signatures;
+    let key = gate.key(name, digest, policy);
+    if let Some(v) = gate.verdicts.get(&key)
+        && v.until > Instant::now()
+    {
+        return Ok(v);
+    }
+    let parsed = manifest::parse(content, Some(media_type)).ok();
+    let artifact_type = parsed.as_ref().and_then(|p| p.artifact_type.clone());
+    let is_index = parsed
+        .as_ref()
+        .is_some_and(|p| matches!(p.kind, ManifestKind::Index));
+    let candidates = candidates(ctx, name, digest).await?;
+    let model = if is_index {
+        None
+    } else {
+        oci::model_files(content, MODEL_FILES_MAX).ok()
+    };
+    let subject = Subject {
+        repository: name.as_str(),
+        digest: Some(digest),
+        artifact_type: artifact_type.as_deref(),
+        model: model
+            .as_ref()
+            .map(|m| m as &dyn ward_sign::model::ModelSource),
+    };
+    let result = policy.evaluate(&subject, &candidates, &Context::now());
+    let allowed = !result.covered || result.satisfied;
+    let summary = if candidates.is_empty() && !allowed {
+        format!(
+            "{digest} has no signatures; sign it (ward sign, cosign sign) with a key the trust policy lists"
+        )
+    } else {
+        result.summary()
+    };
+    let mut until = Instant::now() + if allowed { VERDICT_TTL } else { REFUSAL_TTL };
+    if let Some(valid_until) = result.valid_until {
+        let now = ward_sign::time::now();
+        let left = u64::try_from(valid_until.saturating_sub(now)).unwrap_or(0);
+        until = until.min(Instant::now() + Duration::from_secs(left));
+    }
+    let verdict = Arc::new(GateVerdict {
+        allowed,
+        summary,
+        until,
+    });
+    gate.verdicts.insert(key, verdict.clone());
+    Ok(verdict)
+}
+
+/// Every signature stored for `digest` in `name`: the layers of the cosign
+/// tag-scheme manifest and of each signature referrer.
+async fn candidates(ctx: &Ctx, name: &RepositoryName, digest: Digest) -> ApiResult<Vec<Candidate>> {
+    let mut manifests: Vec<(String, Bytes)> = Vec::new();
+    if let Ok(tag) = Tag::parse(&oci::signature_tag(&digest))
+        && let Some(meta) = ctx
+            .state
+            .meta
+            .resolve_manifest(name, &Reference::Tag(tag.clone()))
+            .await?
+        && let Some(bytes) = manifest_bytes(ctx, name, meta.digest).await?
+    {
+        manifests.push((tag.to_string(), bytes));
+    }
+    let (referrers, _) = ctx
+        .state
+        .meta
+        .referrers(name, &digest, None, None, SIGNATURE_MANIFESTS_MAX)
+        .await?;
+    for r in referrers {
+        let kind = r.artifact_type.as_deref().unwrap_or_default();
+        if kind != COSIGN_SIGNATURE_ARTIFACT_TYPE && kind != SIGSTORE_BUNDLE_MEDIA_TYPE {
+            continue;
+        }
+        if let Some(bytes) = manifest_bytes(ctx, name, r.digest).await? {
+            manifests.push((format!("referrer {}", r.digest), bytes));
+        }
+    }
+    let mut out = Vec::new();
+    for (source, bytes) in manifests {
+        let Ok(found) = oci::signature_layers(&bytes) else {
+            continue;
+        };
+        for (i, layer) in found.layers.iter().enumerate() {
+            let d = layer.descriptor.digest;
+            let Some(size) = ctx.state.meta.blob_in_repository(name, &d).await? else {
+                continue;
+            };
+            if size > SIGNATURE_BLOB_BYTES_MAX {
+                continue;
+            }
+            let mut stream = ctx.state.blobs.read(&paths::blob(&d), None).await?;
+            let mut blob = BytesMut::new();
+            while let Some(chunk) = stream.next().await {
+                blob.extend_from_slice(&chunk?);
+                if blob.len() as u64 > SIGNATURE_BLOB_BYTES_MAX {
+                    break;
+                }
+            }
+            if let Ok(evidence) = layer.evidence(blob.to_vec()) {
+                out.push(Candidate {
+                    source: format!("{source} layer {i}"),
+                    evidence,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
