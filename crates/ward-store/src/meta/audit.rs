@@ -63,9 +63,30 @@ const HEAD_SELECT_FOR_UPDATE: &str =
     "SELECT size, head_hash FROM audit_head WHERE id = 1 FOR UPDATE";
 const HEAD_UPDATE: &str = "UPDATE audit_head SET size = $1, head_hash = $2 WHERE id = 1";
 
-const EVENT_INSERT_SQLITE: &str = "INSERT INTO audit_events \
-     (seq, prev_hash, hash, occurred_at, event_type, action, outcome, user_name, repository, event_json) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+/// Rows per SQLite `INSERT` (10 parameters each, far below SQLite's limit):
+/// one statement per chunk instead of one per event saves a round trip to
+/// sqlx's SQLite worker thread per event, the largest cost of an append.
+const SQLITE_ROWS_PER_INSERT: usize = 16;
+
+/// `INSERT INTO audit_events ... VALUES (...), (...)` for `rows` rows; rows
+/// are inserted in order, so the chain trigger sees each extend the last.
+fn sqlite_events_insert(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit_events \
+         (seq, prev_hash, hash, occurred_at, event_type, action, outcome, user_name, repository, event_json) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        let base = row * 10;
+        let params: Vec<String> = (1..=10).map(|i| format!("${}", base + i)).collect();
+        sql.push('(');
+        sql.push_str(&params.join(", "));
+        sql.push(')');
+    }
+    sql
+}
 /// Rows leave `UNNEST` in array order; `ORDER BY seq` makes the order the chain
 /// trigger checks explicit.
 const EVENTS_INSERT_POSTGRES: &str = "INSERT INTO audit_events \
@@ -278,21 +299,27 @@ async fn append_sqlite(
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let row: Option<(i64, Vec<u8>)> = sqlx::query_as(HEAD_SELECT).fetch_optional(&mut *tx).await?;
     let linked = batch.link(&chain_head(row)?);
-    for event in &linked.events {
-        let row = EventRow::of(event)?;
-        sqlx::query(EVENT_INSERT_SQLITE)
-            .bind(row.seq)
-            .bind(row.record.prev_hash.as_bytes().as_slice())
-            .bind(row.record.hash.as_bytes().as_slice())
-            .bind(row.occurred_at)
-            .bind(row.event_type)
-            .bind(row.action)
-            .bind(row.outcome)
-            .bind(row.user_name)
-            .bind(row.repository)
-            .bind(row.record.event_json.as_str())
-            .execute(&mut *tx)
-            .await?;
+    for chunk in linked.events.chunks(SQLITE_ROWS_PER_INSERT) {
+        let rows = chunk
+            .iter()
+            .map(EventRow::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let sql = sqlite_events_insert(rows.len());
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in rows {
+            query = query
+                .bind(row.seq)
+                .bind(row.record.prev_hash.as_bytes().as_slice())
+                .bind(row.record.hash.as_bytes().as_slice())
+                .bind(row.occurred_at)
+                .bind(row.event_type)
+                .bind(row.action)
+                .bind(row.outcome)
+                .bind(row.user_name)
+                .bind(row.repository)
+                .bind(row.record.event_json.as_str());
+        }
+        query.execute(&mut *tx).await?;
     }
     let head = linked.head_after;
     sqlx::query(HEAD_UPDATE)

@@ -176,7 +176,11 @@ enum RepoCmd {
     /// Replace a repository's labels: KEY=VALUE ... (none clears them).
     Labels { name: String, labels: Vec<String> },
     /// Make a repository publicly pullable (true) or not (false).
-    Public { name: String, public: bool },
+    Public {
+        name: String,
+        #[arg(action = clap::ArgAction::Set)]
+        public: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
