@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 
 use common::{
-    ADMIN_PASSWORD, WardProcess, admin_http, creds, files_under, tool_ok, umoci_image, venv_python,
-    ward,
+    ADMIN_PASSWORD, WardProcess, admin_http, creds, files_under, tool, tool_ok, umoci_image,
+    venv_python, ward,
 };
 
 /// Runs the oras-py driver script signed in as the administrator.
@@ -137,12 +137,45 @@ fn podman_pushes_and_pulls() {
     let id = id.trim().trim_start_matches("sha256:").to_owned();
     assert_eq!(id.len(), 64, "podman holds the image: {id:?}");
     let remote = format!("{}/podman/img:v1", server.addr);
+    // Sign in once with `podman login` (credentials saved to an auth file,
+    // as a user would), then push and pull with them: the token flow.
+    let authfile = work.path().join("auth.json");
+    let authfile = authfile.to_str().unwrap();
+    let wrong = tool(
+        "podman",
+        &[
+            "login",
+            "--authfile",
+            authfile,
+            "--tls-verify=false",
+            "-u",
+            "admin",
+            "-p",
+            "not-the-password",
+            &server.addr,
+        ],
+    );
+    assert!(!wrong.status.success(), "a wrong password is refused");
+    podman(
+        &store,
+        &[
+            "login",
+            "--authfile",
+            authfile,
+            "--tls-verify=false",
+            "-u",
+            "admin",
+            "-p",
+            ADMIN_PASSWORD,
+            &server.addr,
+        ],
+    );
     podman(
         &store,
         &[
             "push",
-            "--creds",
-            &creds(),
+            "--authfile",
+            authfile,
             "--tls-verify=false",
             "localhost/interop:v1",
             &format!("docker://{remote}"),
@@ -154,8 +187,8 @@ fn podman_pushes_and_pulls() {
         &[
             "pull",
             "-q",
-            "--creds",
-            &creds(),
+            "--authfile",
+            authfile,
             "--tls-verify=false",
             &remote,
         ],
