@@ -1126,3 +1126,62 @@ async fn every_route_declares_its_access_and_enforces_it() {
     }
     reg.stop().await;
 }
+
+both_backends!(
+    refresh_tokens_work_as_docker_login_uses_them,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        reg.push_image("sec/app", "v1", b"x").await;
+        // docker login: GET /token with Basic credentials and offline_token=true.
+        let r = reg
+            .client
+            .get(reg.url("/token"))
+            .query(&[
+                ("service", "ward"),
+                ("offline_token", "true"),
+                ("client_id", "docker"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        let refresh = body["refresh_token"]
+            .as_str()
+            .expect("offline_token=true adds a refresh token")
+            .to_owned();
+        // Later: the OAuth2 form with the refresh token alone, no password.
+        let token_url = reg.url("/token");
+        let manifest_url = reg.url("/v2/sec/app/manifests/v1");
+        let exchange = |refresh: String| {
+            Client::new()
+                .post(token_url.clone())
+                .form(&[
+                    ("grant_type", "refresh_token".to_owned()),
+                    ("refresh_token", refresh),
+                    ("service", "ward".to_owned()),
+                    ("scope", "repository:sec/app:pull".to_owned()),
+                    ("client_id", "docker".to_owned()),
+                ])
+                .send()
+        };
+        let r = exchange(refresh.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        let token = body["access_token"]
+            .as_str()
+            .or(body["token"].as_str())
+            .unwrap()
+            .to_owned();
+        let pulled = bearer(&token).get(&manifest_url).send().await.unwrap();
+        assert_eq!(pulled.status(), StatusCode::OK);
+        // A refresh token is no access token, and a forged one gets nothing.
+        let misused = bearer(&refresh).get(&manifest_url).send().await.unwrap();
+        assert_eq!(misused.status(), StatusCode::UNAUTHORIZED);
+        let mut forged = refresh.clone();
+        forged.push('A');
+        let r = exchange(forged).await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        reg.stop().await;
+    }
+);
