@@ -1,0 +1,8 @@
+//! Model formats that are not pickles or archives.
+
+pub mod gguf;
+pub mod keras;
+pub mod numpy;
+pub mod onnx;
+pub mod safetensors;
+pub mod savedmodel;
