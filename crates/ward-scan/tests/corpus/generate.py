@@ -33,6 +33,7 @@ import struct
 import sys
 import tarfile
 import tempfile
+import warnings
 import zipfile
 import zlib
 
@@ -807,6 +808,17 @@ def joblib_files():
     evil = dict(arrays, hook=Payload("joblib-zlib"))
     malicious("joblib/malicious_zlib.joblib", joblib_bytes(evil, compress=3), "CRITICAL",
               "zlib-compressed joblib with os.system", "system")
+    # joblib also compresses with gzip, bz2, lzma and xz; joblib.load reads them all.
+    for method in ("gzip", "bz2", "lzma", "xz"):
+        evil = dict(arrays, hook=Payload(f"joblib-{method}"))
+        malicious(f"joblib/malicious_{method}.joblib", joblib_bytes(evil, compress=(method, 3)), "CRITICAL",
+                  f"{method}-compressed joblib with os.system", "system")
+    # Object arrays are a nested pickle inside the joblib stream.
+    labels = {"classes": np.array(["cat", "dog", None], dtype=object), "w": np.ones(3)}
+    benign("joblib/benign_object_array.joblib", joblib_bytes(labels), "joblib with an object array of strings")
+    evil = {"classes": np.array(["cat", Payload("joblib-object")], dtype=object)}
+    malicious("joblib/malicious_object_array.joblib", joblib_bytes(evil), "CRITICAL",
+              "joblib object array whose nested pickle calls os.system", "system")
 
 
 def npy_bytes(arr, allow_pickle=False):
@@ -831,6 +843,11 @@ def numpy_files():
     evil = np.array([1, Payload("npy"), "x"], dtype=object)
     malicious("numpy/object_array.npy", npy_bytes(evil, allow_pickle=True), "CRITICAL",
               ".npy object array whose pickle calls os.system", "system")
+    benign("numpy/benign_object_strings.npy", npy_bytes(np.array(["a", "b", None], dtype=object), True),
+           "object array of plain strings")
+    evil = np.array([(1.0, Payload("npy-field"))], dtype=[("x", "<f8"), ("obj", "O")])
+    malicious("numpy/object_field.npy", npy_bytes(evil, allow_pickle=True), "CRITICAL",
+              ".npy structured dtype with an object field holding a payload", "system")
     evil = np.array([Payload("npz")], dtype=object)
     malicious("numpy/object_array.npz", npz_bytes(w=np.arange(4), obj=evil), "CRITICAL",
               ".npz holding an object array with a payload", "system")
@@ -932,6 +949,12 @@ def keras_v3():
         "class_name": "__lambda__", "config": {"code": code, "defaults": None, "closure": None}}})
     malicious("keras/lambda.keras", keras3_zip([lam, dense3]), "CRITICAL",
               "Keras v3 config.json with a Lambda layer", "Lambda")
+    # A Dense whose activation deserialises to a function of module os (Keras 3
+    # imports "module" and takes "config" from it; shape of CVE-2025-1550 configs).
+    evil = keras3_layer("Dense", {"name": "dense", "units": 4, "activation": {
+        "module": "os", "class_name": "function", "config": "system", "registered_name": "system"}})
+    malicious("keras/os_function_activation.keras", keras3_zip([evil]), "HIGH",
+              "Keras v3 config referencing a function of module os")
     custom = keras3_layer("MyLayer", {"name": "my_layer", "units": 4}, module="mycompany.layers")
     custom["registered_name"] = "MyCompany>MyLayer"
     suspicious("keras/custom_layer.keras", keras3_zip([custom]), "Keras v3 custom layer from an unknown module",
@@ -1064,6 +1087,9 @@ def onnx_files():
     ext = [("location", "/etc/shadow")]
     malicious("onnx/external_absolute.onnx", onnx_model(ext), "HIGH", "ONNX external_data absolute location",
               "/etc/shadow")
+    ext = [("location", "..\\..\\Windows\\win.ini")]
+    malicious("onnx/external_backslash.onnx", onnx_model(ext), "HIGH", "ONNX external_data backslash traversal",
+              "win.ini")
     suspicious("onnx/custom_domain.onnx", onnx_model(custom_domain="org.example.customops"),
                "ONNX node in an unknown operator domain", "org.example.customops")
 
@@ -1090,14 +1116,14 @@ def gguf_kv(key, kind, value):
     raise ValueError(kind)
 
 
-def gguf(template):
+def gguf(template, key="tokenizer.chat_template"):
     """GGUF v3: header, metadata, tensor infos, padding to 32, tensor data."""
     tokens = ["<unk>", "<s>", "</s>", "hello", "world", "<|eot_id|>"]
     kvs = [gguf_kv("general.architecture", 8, "llama"), gguf_kv("general.name", 8, "corpus-llama"),
            gguf_kv("general.alignment", 4, 32), gguf_kv("llama.context_length", 4, 8192),
            gguf_kv("llama.embedding_length", 4, 4), gguf_kv("llama.rope.freq_base", 6, 500000.0),
            gguf_kv("tokenizer.ggml.model", 8, "gpt2"), gguf_kv("tokenizer.ggml.tokens", 9, tokens),
-           gguf_kv("tokenizer.ggml.bos_token_id", 4, 1), gguf_kv("tokenizer.chat_template", 8, template)]
+           gguf_kv("tokenizer.ggml.bos_token_id", 4, 1), gguf_kv(key, 8, template)]
     tensors = [("token_embd.weight", (4, 6)), ("output_norm.weight", (4,))]
     infos, data = b"", b""
     for name, dims in tensors:
@@ -1157,6 +1183,10 @@ def gguf_files():
     # The cycler global's __init__.__globals__ reach os (jinja2 sandbox escape shape).
     cyc = "{{ cycler.__init__.__globals__.os.popen('" + cmd("gguf-cycler") + "').read() }}" + LLAMA3_TEMPLATE
     malicious("gguf/ssti_cycler_globals.gguf", gguf(cyc), "CRITICAL", "chat template cycler.__init__.__globals__.os")
+    # A named template (tokenizer.chat_template.<name>, used for tool calling).
+    tool = "{{ self.__init__.__globals__.__builtins__.__import__('os').popen('" + cmd("gguf-tool") + "') }}"
+    malicious("gguf/ssti_named_template.gguf", gguf(tool, "tokenizer.chat_template.tool_use"), "CRITICAL",
+              "named chat template with self.__init__.__globals__.__builtins__")
     # Dunders built from escapes and attr(): '\x5f\x5fclass\x5f\x5f'.
     esc = ("{{ ''|attr('\\x5f\\x5fclass\\x5f\\x5f')|attr('\\x5f\\x5fmro\\x5f\\x5f') }}" + MISTRAL_TEMPLATE)
     malicious("gguf/ssti_attr_escapes.gguf", gguf(esc), "CRITICAL", "chat template attr() with escaped dunders")
@@ -1230,6 +1260,15 @@ def archive_files():
            "tar of text files")
     malicious("archive/zip_traversal.zip", zip_bytes([("README.md", readme), ("../../evil.sh", b"echo hi\n")]),
               "HIGH", "zip entry ../../evil.sh", "../")
+    malicious("archive/zip_absolute.zip", zip_bytes([("/etc/cron.d/ward-corpus", b"* * * * * true\n")]), "HIGH",
+              "zip entry with an absolute path", "/etc/cron.d/ward-corpus")
+    malicious("archive/zip_backslash.zip", zip_bytes([("..\\..\\ward-corpus.bat", b"echo hi\n")]), "HIGH",
+              "zip entry with a backslash traversal", "ward-corpus.bat")
+    with warnings.catch_warnings():  # zipfile warns about the duplicate, which is the point
+        warnings.simplefilter("ignore")
+        dup = zip_bytes([("model.pkl", pickle.dumps({"a": 1}, protocol=2)), ("model.pkl", inner_payload("dup"))])
+    malicious("archive/zip_duplicate_names.zip", dup, "CRITICAL", "zip with two model.pkl entries, second malicious",
+              "system")
     malicious("archive/tar_absolute.tar", tar_bytes([("/tmp/ward-corpus-abs.txt", b"x\n")]), "HIGH",
               "tar member with an absolute path", "/tmp/ward-corpus-abs.txt")
     malicious("archive/tar_symlink_escape.tar",
