@@ -35,7 +35,6 @@ import tarfile
 import tempfile
 import warnings
 import zipfile
-import zlib
 
 import h5py
 import joblib
@@ -147,11 +146,11 @@ def binget(i):
     return b"h" + bytes([i])
 
 
-MARK, STOP, REDUCE, TUPLE, TUPLE1, TUPLE2, TUPLE3 = b"(", b".", b"R", b"t", b"\x85", b"\x86", b"\x87"
+MARK, STOP, REDUCE, TUPLE, TUPLE1, TUPLE2 = b"(", b".", b"R", b"t", b"\x85", b"\x86"
 EMPTY_TUPLE, EMPTY_DICT, EMPTY_LIST, NONE = b")", b"}", b"]", b"N"
 NEWTRUE, NEWFALSE, SETITEMS, SETITEM, APPENDS, BUILD = b"\x88", b"\x89", b"u", b"s", b"e", b"b"
 POP, STACK_GLOBAL, MEMOIZE, NEWOBJ, NEWOBJ_EX, OBJ = b"0", b"\x93", b"\x94", b"\x81", b"\x92", b"o"
-BINPERSID, DICT = b"Q", b"d"
+BINPERSID = b"Q"
 
 
 def val(v):
@@ -624,7 +623,8 @@ def torch_zip(pickle_bytes, tensors=TENSORS, prefix="archive", extra_entries=())
         for i, (key, shape) in enumerate(tensors.values()):
             entries.append((f"{prefix}/data/{key}", tensor_bytes(shape, i)))
         entries += list(extra_entries)
-        entries += [(f"{prefix}/version", b"3\n"), (f"{prefix}/.data/serialization_id", b"1234567890123456789")]
+        entries += [(f"{prefix}/version", b"3\n"), (f"{prefix}/.format_version", b"1"),
+                    (f"{prefix}/.storage_alignment", b"64"), (f"{prefix}/.data/serialization_id", b"1234567890123456789")]
         for name, data in entries:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             header = 30 + len(name.encode()) + 4
@@ -673,7 +673,7 @@ def patch_zip_entry(data, name, patch_local, patch_central):
     local = data.find(b"PK\x03\x04")
     while local >= 0 and data[local + 30:local + 30 + len(raw)] != raw:
         local = data.find(b"PK\x03\x04", local + 4)
-    central = data.find(b"PK\x01\x02" + b"")
+    central = data.find(b"PK\x01\x02")
     while central >= 0 and data[central + 46:central + 46 + len(raw)] != raw:
         central = data.find(b"PK\x01\x02", central + 4)
     assert local >= 0 and central >= 0, name
