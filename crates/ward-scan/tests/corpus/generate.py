@@ -624,7 +624,8 @@ def torch_zip(pickle_bytes, tensors=TENSORS, prefix="archive", extra_entries=())
             entries.append((f"{prefix}/data/{key}", tensor_bytes(shape, i)))
         entries += list(extra_entries)
         entries += [(f"{prefix}/version", b"3\n"), (f"{prefix}/.format_version", b"1"),
-                    (f"{prefix}/.storage_alignment", b"64"), (f"{prefix}/.data/serialization_id", b"1234567890123456789")]
+                    (f"{prefix}/.storage_alignment", b"64"),
+                    (f"{prefix}/.data/serialization_id", b"1234567890123456789")]
         for name, data in entries:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             header = 30 + len(name.encode()) + 4
