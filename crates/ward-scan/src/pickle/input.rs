@@ -73,6 +73,12 @@ impl<'r> Input<'r> {
     /// `N` bytes exactly.
     pub fn array<const N: usize>(&mut self) -> Step<[u8; N]> {
         let mut out = [0u8; N];
+        if let Some(bytes) = self.inner.buffer().get(..N) {
+            out.copy_from_slice(bytes);
+            self.inner.consume(N);
+            self.pos += N as u64;
+            return Ok(out);
+        }
         self.inner.read_exact(&mut out)?;
         self.pos += N as u64;
         Ok(out)
@@ -91,6 +97,16 @@ impl<'r> Input<'r> {
     /// Reads `n` bytes, keeping the first `keep` of them in `out` (cleared first).
     pub fn take(&mut self, n: u64, keep: usize, out: &mut Vec<u8>) -> Step<()> {
         out.clear();
+        // Fast path: the whole argument is already buffered.
+        if let Ok(len) = usize::try_from(n)
+            && len <= keep
+            && let Some(bytes) = self.inner.buffer().get(..len)
+        {
+            out.extend_from_slice(bytes);
+            self.inner.consume(len);
+            self.pos += n;
+            return Ok(());
+        }
         let kept = n.min(keep as u64);
         let got = (&mut self.inner).take(kept).read_to_end(out)?;
         self.pos += got as u64;
@@ -102,6 +118,13 @@ impl<'r> Input<'r> {
 
     /// Reads and discards `n` bytes.
     pub fn skip(&mut self, n: u64) -> Step<()> {
+        if let Ok(len) = usize::try_from(n)
+            && len <= self.inner.buffer().len()
+        {
+            self.inner.consume(len);
+            self.pos += n;
+            return Ok(());
+        }
         let got = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())?;
         self.pos += got;
         if got < n {

@@ -40,10 +40,13 @@ pub enum Value {
     Int(i64),
     /// A float or an integer too large to track.
     Num,
+    /// A string of up to [`SHORT`] bytes, kept inline (no allocation).
+    Short(u8, [u8; SHORT]),
     Str(Rc<str>),
     /// bytes, bytearray or an out-of-band buffer; never kept.
     Bytes,
-    Tuple(Rc<Tuple>),
+    /// A tracked tuple and how deeply tuples nest inside it (1 for a flat tuple).
+    Tuple(u32, Rc<[Value]>),
     Dict(Rc<RefCell<Vec<(Value, Value)>>>),
     /// A list, set, or a container too large or deep to track.
     Container,
@@ -55,12 +58,8 @@ pub enum Value {
     Opaque,
 }
 
-/// A tracked tuple and how deeply tuples nest inside it.
-#[derive(Debug)]
-pub struct Tuple {
-    depth: u32,
-    items: Vec<Value>,
-}
+/// Strings up to this many bytes are kept inline.
+const SHORT: usize = 22;
 
 impl Value {
     fn kind(&self) -> &'static str {
@@ -68,9 +67,9 @@ impl Value {
             Value::None => "None",
             Value::Bool => "bool",
             Value::Int(_) | Value::Num => "number",
-            Value::Str(_) => "string",
+            Value::Str(_) | Value::Short(..) => "string",
             Value::Bytes => "bytes",
-            Value::Tuple(_) => "tuple",
+            Value::Tuple(..) => "tuple",
             Value::Dict(_) => "dict",
             Value::Container => "container",
             Value::Callable(_) => "global",
@@ -83,7 +82,7 @@ impl Value {
 
     fn item(&self, i: usize) -> Option<&Value> {
         match self {
-            Value::Tuple(t) => t.items.get(i),
+            Value::Tuple(_, t) => t.get(i),
             _ => None,
         }
     }
@@ -91,7 +90,20 @@ impl Value {
     fn str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
+            Value::Short(len, buf) => std::str::from_utf8(buf.get(..usize::from(*len))?).ok(),
             _ => None,
+        }
+    }
+
+    /// A string value, inline when short.
+    fn text(s: &str) -> Value {
+        let mut buf = [0u8; SHORT];
+        match buf.get_mut(..s.len()) {
+            Some(head) => {
+                head.copy_from_slice(s.as_bytes());
+                Value::Short(s.len() as u8, buf)
+            }
+            None => Value::Str(Rc::from(s)),
         }
     }
 
@@ -141,6 +153,10 @@ pub struct Machine<'s, 'a> {
     ops: u64,
     buf: Vec<u8>,
     at: u64,
+    empty_tuple: Value,
+    /// Whether dict contents are tracked: only once a joblib array wrapper is imported,
+    /// since only its state is read from a dict.
+    track_dicts: bool,
 }
 
 fn malformed(why: impl Into<String>) -> Stop {
@@ -175,6 +191,8 @@ impl<'s, 'a> Machine<'s, 'a> {
             ops: 0,
             buf: Vec::new(),
             at: 0,
+            empty_tuple: make_tuple(0, &[]),
+            track_dicts: false,
         }
     }
 
@@ -221,6 +239,7 @@ impl<'s, 'a> Machine<'s, 'a> {
         self.memo.clear();
         self.memo_count = 0;
         self.seen.clear();
+        self.track_dicts = false;
     }
 
     /// Analyses one pickle up to its STOP; `Ok(false)` if the input ends before it starts.
@@ -286,8 +305,14 @@ impl<'s, 'a> Machine<'s, 'a> {
             .ok_or_else(|| malformed("no MARK for an opcode that needs one"))
     }
 
-    fn tuple(&self, items: impl Iterator<Item = Value>) -> Value {
-        make_tuple(self.bounds.nesting_max, items)
+    /// Replaces the stack from `start` with a tuple of those items.
+    fn tuple_from(&mut self, start: usize) -> Step<()> {
+        let t = make_tuple(
+            self.bounds.nesting_max,
+            self.stack.get(start..).unwrap_or_default(),
+        );
+        self.stack.truncate(start);
+        self.push(t)
     }
 
     fn tuple_n(&mut self, n: usize) -> Step<()> {
@@ -295,14 +320,22 @@ impl<'s, 'a> Machine<'s, 'a> {
         if start < self.floor() || self.stack.len() < n {
             return Err(malformed("stack underflow"));
         }
-        let t = make_tuple(self.bounds.nesting_max, self.stack.drain(start..));
-        self.push(t)
+        self.tuple_from(start)
     }
 
     fn tuple_mark(&mut self) -> Step<()> {
         let start = self.pop_mark()?;
-        let t = make_tuple(self.bounds.nesting_max, self.stack.drain(start..));
-        self.push(t)
+        self.tuple_from(start)
+    }
+
+    /// The items from `start` as a tuple, removed from the stack.
+    fn take_tuple(&mut self, start: usize) -> Value {
+        let t = make_tuple(
+            self.bounds.nesting_max,
+            self.stack.get(start..).unwrap_or_default(),
+        );
+        self.stack.truncate(start);
+        t
     }
 
     fn container_mark(&mut self) -> Step<()> {
@@ -311,22 +344,30 @@ impl<'s, 'a> Machine<'s, 'a> {
         self.push(Value::Container)
     }
 
+    /// SETITEM(S): the key/value pairs from `start` go into the dict just below them.
     fn set_items(&mut self, start: usize) -> Step<()> {
         if start == 0 || start > self.stack.len() {
             return Err(malformed("stack underflow"));
         }
-        let items: Vec<Value> = self.stack.drain(start..).collect();
-        if let Some(Value::Dict(d)) = self.stack.last() {
+        if let Some(Value::Dict(d)) = self.stack.get(start - 1) {
             let mut d = d.borrow_mut();
-            for pair in items.chunks_exact(2) {
-                if let [k, v] = pair
-                    && d.len() < DICT_TRACKED
-                {
+            let pairs = self.stack.get(start..).unwrap_or_default().chunks_exact(2);
+            for pair in pairs.take(DICT_TRACKED.saturating_sub(d.len())) {
+                if let [k, v] = pair {
                     d.push((k.clone().flat(), v.clone().flat()));
                 }
             }
         }
+        self.stack.truncate(start);
         Ok(())
+    }
+
+    fn new_dict(&self) -> Value {
+        if self.track_dicts {
+            Value::Dict(Rc::default())
+        } else {
+            Value::Container
+        }
     }
 
     // ---- memo ----
@@ -379,7 +420,7 @@ impl<'s, 'a> Machine<'s, 'a> {
 
     fn string(&mut self, input: &mut Input<'_>, n: u64) -> Step<Value> {
         input.take(n, self.bounds.string_max, &mut self.buf)?;
-        Ok(Value::Str(Rc::from(String::from_utf8_lossy(&self.buf))))
+        Ok(Value::text(&String::from_utf8_lossy(&self.buf)))
     }
 
     fn int_line(&mut self, input: &mut Input<'_>) -> Step<Value> {
@@ -407,7 +448,7 @@ impl<'s, 'a> Machine<'s, 'a> {
             .and_then(|r| r.strip_suffix('\''))
             .or_else(|| s.strip_prefix('"').and_then(|r| r.strip_suffix('"')))
             .ok_or_else(|| malformed("STRING argument is not quoted"))?;
-        Ok(Value::Str(Rc::from(inner)))
+        Ok(Value::text(inner))
     }
 
     fn long_bytes(&mut self, input: &mut Input<'_>, n: u64) -> Step<Value> {
@@ -447,6 +488,9 @@ impl<'s, 'a> Machine<'s, 'a> {
     /// Imports `path` symbolically: judges it (once per pickle) and returns the global.
     fn global(&mut self, path: String) -> Value {
         let canonical = rules::canonical(&path);
+        if self.joblib && canonical == WRAPPER {
+            self.track_dicts = true;
+        }
         if !self.seen.contains(&path) {
             self.judge(&path, &canonical);
             self.seen.insert(path.clone());
@@ -518,10 +562,6 @@ impl<'s, 'a> Machine<'s, 'a> {
                 self.dynamic("the result of an earlier call or persistent load");
                 Ok(Value::Opaque)
             }
-            Value::Str(s) => {
-                let what = format!("a string ({s:?})");
-                Err(malformed(format!("calls {what}")))
-            }
             other => Err(malformed(format!("calls a {} value", other.kind()))),
         }
     }
@@ -537,8 +577,8 @@ impl<'s, 'a> Machine<'s, 'a> {
                 (Some(Value::Module(m)), Some(name)) => self.global(format!("{m}.{name}")),
                 _ => Value::Opaque,
             },
-            "importlib.import_module" | "builtins.__import__" => match first {
-                Some(Value::Str(m)) => Value::Module(m.clone()),
+            "importlib.import_module" | "builtins.__import__" => match first.and_then(Value::str) {
+                Some(m) => Value::Module(Rc::from(m)),
                 _ => Value::Opaque,
             },
             "operator.add" | "operator.concat" | "operator.iadd" | "operator.iconcat" => {
@@ -550,13 +590,13 @@ impl<'s, 'a> Machine<'s, 'a> {
                             .find(|&i| s.is_char_boundary(i))
                             .unwrap_or(0);
                         s.truncate(end);
-                        Value::Str(Rc::from(s))
+                        Value::text(&s)
                     }
                     _ => Value::Opaque,
                 }
             }
             "builtins.str" => match first {
-                Some(Value::Str(s)) => Value::Str(s.clone()),
+                Some(v @ (Value::Str(_) | Value::Short(..))) => v.clone(),
                 _ => Value::Opaque,
             },
             "copyreg._reconstructor" | "copyreg.__newobj__" => match first {
@@ -566,8 +606,8 @@ impl<'s, 'a> Machine<'s, 'a> {
                     Value::Opaque
                 }
             },
-            "numpy.dtype" => match first {
-                Some(Value::Str(code)) => Value::Dtype(Rc::new(RefCell::new(Dtype {
+            "numpy.dtype" => match first.and_then(Value::str) {
+                Some(code) => Value::Dtype(Rc::new(RefCell::new(Dtype {
                     code: code.to_string(),
                     ..Dtype::default()
                 }))),
@@ -575,6 +615,26 @@ impl<'s, 'a> Machine<'s, 'a> {
             },
             WRAPPER => Value::ArrayWrapper,
             _ => Value::Opaque,
+        }
+    }
+
+    fn stack_global(&mut self, module: &Value, name: &Value) -> Step<Value> {
+        match (module.str(), name.str()) {
+            (Some(m), Some(n)) => {
+                if !dotted_identifier(m.as_bytes()) || !dotted_identifier(n.as_bytes()) {
+                    return Err(malformed("STACK_GLOBAL names are not identifiers"));
+                }
+                Ok(self.global(format!("{m}.{n}")))
+            }
+            _ if matches!(module, Value::Opaque) || matches!(name, Value::Opaque) => {
+                self.dynamic("a global whose name is computed at load time");
+                Ok(Value::Opaque)
+            }
+            _ => Err(malformed(format!(
+                "STACK_GLOBAL needs two strings, got {} and {}",
+                module.kind(),
+                name.kind()
+            ))),
         }
     }
 
@@ -735,7 +795,7 @@ impl<'s, 'a> Machine<'s, 'a> {
             b'S' => self.quoted_line(input)?,
             b'V' => {
                 self.line(input)?;
-                Value::Str(Rc::from(String::from_utf8_lossy(&self.buf)))
+                Value::text(&String::from_utf8_lossy(&self.buf))
             }
             b'T' => {
                 let n = i32::from_le_bytes(input.array()?);
@@ -774,9 +834,9 @@ impl<'s, 'a> Machine<'s, 'a> {
                 self.top()?;
                 return Ok(false);
             }
-            b')' => self.tuple(std::iter::empty()),
+            b')' => self.empty_tuple.clone(),
             b']' | 0x8f => Value::Container,
-            b'}' => Value::Dict(Rc::default()),
+            b'}' => self.new_dict(),
             _ => return self.op_build(op, input),
         };
         self.push(v)?;
@@ -792,7 +852,8 @@ impl<'s, 'a> Machine<'s, 'a> {
             b'l' | 0x91 => self.container_mark()?,
             b'd' => {
                 let start = self.pop_mark()?;
-                self.stack.insert(start, Value::Dict(Rc::default()));
+                let dict = self.new_dict();
+                self.stack.insert(start, dict);
                 self.set_items(start + 1)?;
             }
             b'a' => {
@@ -868,25 +929,7 @@ impl<'s, 'a> Machine<'s, 'a> {
             0x93 => {
                 let name = self.pop()?;
                 let module = self.pop()?;
-                match (module, name) {
-                    (Value::Str(m), Value::Str(n)) => {
-                        if !dotted_identifier(m.as_bytes()) || !dotted_identifier(n.as_bytes()) {
-                            return Err(malformed("STACK_GLOBAL names are not identifiers"));
-                        }
-                        self.global(format!("{m}.{n}"))
-                    }
-                    (Value::Opaque, _) | (_, Value::Opaque) => {
-                        self.dynamic("a global whose name is computed at load time");
-                        Value::Opaque
-                    }
-                    (m, n) => {
-                        return Err(malformed(format!(
-                            "STACK_GLOBAL needs two strings, got {} and {}",
-                            m.kind(),
-                            n.kind()
-                        )));
-                    }
-                }
+                self.stack_global(&module, &name)?
             }
             0x82 => {
                 let code = input.byte()?;
@@ -926,7 +969,8 @@ impl<'s, 'a> Machine<'s, 'a> {
                     .get(start)
                     .cloned()
                     .ok_or_else(|| malformed("OBJ without a class"))?;
-                let args = make_tuple(self.bounds.nesting_max, self.stack.drain(start..).skip(1));
+                let args = self.take_tuple(start + 1);
+                self.stack.truncate(start);
                 if matches!(cls, Value::Callable(_)) {
                     self.call(&cls, &args)?
                 } else {
@@ -937,7 +981,7 @@ impl<'s, 'a> Machine<'s, 'a> {
                 let path = self.global_lines(input)?;
                 let cls = self.global(path);
                 let start = self.pop_mark()?;
-                let args = make_tuple(self.bounds.nesting_max, self.stack.drain(start..));
+                let args = self.take_tuple(start);
                 self.call(&cls, &args)?
             }
             b'P' => {
@@ -983,11 +1027,11 @@ impl ArrayLayout {
                 bytes: 0,
             });
         }
-        let Some(Value::Tuple(shape)) = field("shape") else {
+        let Some(Value::Tuple(_, shape)) = field("shape") else {
             return None;
         };
         let mut count: u64 = 1;
-        for dim in &shape.items {
+        for dim in shape.iter() {
             let Value::Int(n) = dim else { return None };
             count = count.checked_mul(u64::try_from(*n).ok()?)?;
         }
@@ -1018,24 +1062,21 @@ fn itemsize(dtype: &Dtype) -> Option<u64> {
     }
 }
 
-/// A tracked tuple, or an opaque container when it is too long or too deep.
-fn make_tuple(nesting_max: u32, items: impl Iterator<Item = Value>) -> Value {
-    let mut kept = Vec::new();
-    let mut depth = 0;
-    for v in items {
-        if kept.len() == TUPLE_TRACKED {
-            return Value::Container;
-        }
-        if let Value::Tuple(t) = &v {
-            depth = depth.max(t.depth);
-        }
-        kept.push(v.flat());
+/// A tracked tuple of `items`, or an opaque container when it is too long or too deep.
+fn make_tuple(nesting_max: u32, items: &[Value]) -> Value {
+    if items.len() > TUPLE_TRACKED {
+        return Value::Container;
     }
+    let depth = items
+        .iter()
+        .map(|v| match v {
+            Value::Tuple(d, _) => *d,
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
     if depth >= nesting_max {
         return Value::Container;
     }
-    Value::Tuple(Rc::new(Tuple {
-        depth: depth + 1,
-        items: kept,
-    }))
+    Value::Tuple(depth + 1, items.iter().cloned().map(Value::flat).collect())
 }
