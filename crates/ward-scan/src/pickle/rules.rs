@@ -246,6 +246,14 @@ const ALLOW: &[&str] = &[
     "torch._tensor._rebuild_from_type",
     "torch._tensor._rebuild_from_type_v2",
     "torch.nn.parameter.Parameter",
+    "torch.nn.parameter._rebuild_parameter",
+    "torch.serialization._get_layout",
+    "torch._utils._rebuild_device_tensor_from_cpu_tensor",
+    "torch._utils._rebuild_sparse_csr_tensor",
+    "torch.sparse_csr",
+    "torch.sparse_csc",
+    "torch.sparse_bsr",
+    "torch.sparse_bsc",
     "torch.Size",
     "torch.device",
     "torch.Tensor",
@@ -322,7 +330,6 @@ const ALLOW: &[&str] = &[
     "numpy.random._pickle.__generator_ctor",
     "numpy.random._pickle.__bit_generator_ctor",
     "numpy.random.mtrand.RandomState",
-    "numpy.dtypes.",
     "builtins.set",
     "builtins.frozenset",
     "builtins.slice",
@@ -435,8 +442,32 @@ fn covers(pattern: &str, path: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('.'))
 }
 
-/// Judges a canonical qualified callable.
+/// Whether `path` is one of the dtype-specific classes named by shape: `torch.XStorage`,
+/// `torch.XTensor` (also under `torch.cuda`) and `numpy.dtypes.XDType`. The parent
+/// module must match exactly: a suffix test over any depth would let an attacker pick
+/// `torch.<anything>.EvilTensor`.
+fn class_by_shape(path: &str) -> bool {
+    let word = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    let torch = path
+        .strip_prefix("torch.cuda.")
+        .or_else(|| path.strip_prefix("torch."))
+        .and_then(|n| {
+            n.strip_suffix("Storage")
+                .or_else(|| n.strip_suffix("Tensor"))
+        });
+    let numpy = path
+        .strip_prefix("numpy.dtypes.")
+        .and_then(|n| n.strip_suffix("DType"));
+    torch.is_some_and(word) || numpy.is_some_and(word)
+}
+
+/// Judges a canonical qualified callable. Exact allow-list entries come first (they
+/// carve single callables out of denied modules, like `torch.serialization._get_layout`),
+/// then the deny-list, dunder traversal, allowed shapes and trusted namespaces.
 pub fn judge(canonical: &str) -> Verdict {
+    if ALLOW.contains(&canonical) || class_by_shape(canonical) {
+        return Verdict::Allowed;
+    }
     if let Some((_, severity, why)) = DENY.iter().find(|(p, _, _)| covers(p, canonical)) {
         return Verdict::Denied(*severity, why);
     }
@@ -446,16 +477,6 @@ pub fn judge(canonical: &str) -> Verdict {
         && !DUNDER_OK.contains(&dunder)
     {
         return Verdict::Denied(C, "reaches a dunder attribute (attribute traversal)");
-    }
-    let allowed = |p: &&str| {
-        if p.ends_with('.') {
-            canonical.starts_with(*p)
-        } else {
-            *p == canonical
-        }
-    };
-    if ALLOW.iter().any(allowed) {
-        return Verdict::Allowed;
     }
     if TRUSTED.iter().any(|p| canonical.starts_with(p)) {
         return Verdict::Trusted;
@@ -493,6 +514,11 @@ mod tests {
             ("socket.create_connection", Verdict::Denied(H, NET)),
             ("torch._utils._rebuild_tensor_v2", Verdict::Allowed),
             ("torch.FloatStorage", Verdict::Allowed),
+            ("torch.cuda.HalfTensor", Verdict::Allowed),
+            ("torch.serialization._get_layout", Verdict::Allowed),
+            ("torch.serialization.load", Verdict::Denied(C, LOAD)),
+            ("torch.utils.collect_env.EvilTensor", Verdict::Unknown),
+            ("torch.Evil.Storage", Verdict::Unknown),
             ("copy_reg._reconstructor", Verdict::Allowed),
             ("copyreg.__newobj__", Verdict::Allowed),
             ("numpy._core.multiarray._reconstruct", Verdict::Allowed),
