@@ -43,6 +43,9 @@ pub enum Value {
     /// A string of up to [`SHORT`] bytes, kept inline (no allocation).
     Short(u8, [u8; SHORT]),
     Str(Rc<str>),
+    /// A string not kept: longer than [`crate::Limits::string_bytes_max`], or over
+    /// the per-pickle budget [`crate::Limits::pickle_kept_string_bytes_max`].
+    Text,
     /// bytes, bytearray or an out-of-band buffer; never kept.
     Bytes,
     /// A tracked tuple and how deeply tuples nest inside it (1 for a flat tuple).
@@ -67,7 +70,7 @@ impl Value {
             Value::None => "None",
             Value::Bool => "bool",
             Value::Int(_) | Value::Num => "number",
-            Value::Str(_) | Value::Short(..) => "string",
+            Value::Str(_) | Value::Short(..) | Value::Text => "string",
             Value::Bytes => "bytes",
             Value::Tuple(..) => "tuple",
             Value::Dict(_) => "dict",
@@ -95,18 +98,6 @@ impl Value {
         }
     }
 
-    /// A string value, inline when short.
-    fn text(s: &str) -> Value {
-        let mut buf = [0u8; SHORT];
-        match buf.get_mut(..s.len()) {
-            Some(head) => {
-                head.copy_from_slice(s.as_bytes());
-                Value::Short(s.len() as u8, buf)
-            }
-            None => Value::Str(Rc::from(s)),
-        }
-    }
-
     /// The value as stored inside a container: dicts become opaque containers.
     fn flat(self) -> Value {
         match self {
@@ -124,6 +115,7 @@ pub struct Bounds {
     pub ops_max: u64,
     pub string_max: usize,
     pub nesting_max: u32,
+    pub kept_max: u64,
 }
 
 impl Bounds {
@@ -134,6 +126,7 @@ impl Bounds {
             ops_max: limits.pickle_ops_max,
             string_max: limits.string_bytes_max,
             nesting_max: limits.pickle_nesting_max,
+            kept_max: limits.pickle_kept_string_bytes_max,
         }
     }
 }
@@ -157,6 +150,8 @@ pub struct Machine<'s, 'a> {
     /// Whether dict contents are tracked: only once a joblib array wrapper is imported,
     /// since only its state is read from a dict.
     track_dicts: bool,
+    /// Bytes of heap strings kept in this pickle, against `bounds.kept_max`.
+    kept_bytes: u64,
 }
 
 fn malformed(why: impl Into<String>) -> Stop {
@@ -193,6 +188,7 @@ impl<'s, 'a> Machine<'s, 'a> {
             at: 0,
             empty_tuple: make_tuple(0, &[]),
             track_dicts: false,
+            kept_bytes: 0,
         }
     }
 
@@ -240,6 +236,7 @@ impl<'s, 'a> Machine<'s, 'a> {
         self.memo_count = 0;
         self.seen.clear();
         self.track_dicts = false;
+        self.kept_bytes = 0;
     }
 
     /// Analyses one pickle up to its STOP; `Ok(false)` if the input ends before it starts.
@@ -362,6 +359,21 @@ impl<'s, 'a> Machine<'s, 'a> {
         Ok(())
     }
 
+    /// A string value: inline when short, else kept while the budget lasts.
+    fn text(&mut self, s: &str) -> Value {
+        let mut buf = [0u8; SHORT];
+        if let Some(head) = buf.get_mut(..s.len()) {
+            head.copy_from_slice(s.as_bytes());
+            return Value::Short(s.len() as u8, buf);
+        }
+        let kept = self.kept_bytes.saturating_add(s.len() as u64);
+        if kept > self.bounds.kept_max || s.len() >= self.bounds.string_max {
+            return Value::Text;
+        }
+        self.kept_bytes = kept;
+        Value::Str(Rc::from(s))
+    }
+
     fn new_dict(&self) -> Value {
         if self.track_dicts {
             Value::Dict(Rc::default())
@@ -419,8 +431,13 @@ impl<'s, 'a> Machine<'s, 'a> {
     }
 
     fn string(&mut self, input: &mut Input<'_>, n: u64) -> Step<Value> {
+        if n >= self.bounds.string_max as u64 {
+            input.skip(n)?;
+            return Ok(Value::Text);
+        }
         input.take(n, self.bounds.string_max, &mut self.buf)?;
-        Ok(Value::text(&String::from_utf8_lossy(&self.buf)))
+        let s = String::from_utf8_lossy(&self.buf).into_owned();
+        Ok(self.text(&s))
     }
 
     fn int_line(&mut self, input: &mut Input<'_>) -> Step<Value> {
@@ -448,7 +465,8 @@ impl<'s, 'a> Machine<'s, 'a> {
             .and_then(|r| r.strip_suffix('\''))
             .or_else(|| s.strip_prefix('"').and_then(|r| r.strip_suffix('"')))
             .ok_or_else(|| malformed("STRING argument is not quoted"))?;
-        Ok(Value::text(inner))
+        let inner = inner.to_owned();
+        Ok(self.text(&inner))
     }
 
     fn long_bytes(&mut self, input: &mut Input<'_>, n: u64) -> Step<Value> {
@@ -531,7 +549,11 @@ impl<'s, 'a> Machine<'s, 'a> {
         }
     }
 
+    /// Reports a call that cannot be judged, once per kind per pickle.
     fn dynamic(&mut self, what: &str) {
+        if !self.seen.insert(format!("?{what}")) {
+            return;
+        }
         let message = format!("pickle calls {what}, computed at load time; it cannot be judged");
         let at = Some(self.base + self.at);
         self.scan
@@ -590,7 +612,7 @@ impl<'s, 'a> Machine<'s, 'a> {
                             .find(|&i| s.is_char_boundary(i))
                             .unwrap_or(0);
                         s.truncate(end);
-                        Value::text(&s)
+                        self.text(&s)
                     }
                     _ => Value::Opaque,
                 }
@@ -625,6 +647,10 @@ impl<'s, 'a> Machine<'s, 'a> {
                     return Err(malformed("STACK_GLOBAL names are not identifiers"));
                 }
                 Ok(self.global(format!("{m}.{n}")))
+            }
+            _ if matches!(module, Value::Text) || matches!(name, Value::Text) => {
+                self.dynamic("a global whose name is too long to keep");
+                Ok(Value::Opaque)
             }
             _ if matches!(module, Value::Opaque) || matches!(name, Value::Opaque) => {
                 self.dynamic("a global whose name is computed at load time");
@@ -795,7 +821,8 @@ impl<'s, 'a> Machine<'s, 'a> {
             b'S' => self.quoted_line(input)?,
             b'V' => {
                 self.line(input)?;
-                Value::text(&String::from_utf8_lossy(&self.buf))
+                let s = String::from_utf8_lossy(&self.buf).into_owned();
+                self.text(&s)
             }
             b'T' => {
                 let n = i32::from_le_bytes(input.array()?);

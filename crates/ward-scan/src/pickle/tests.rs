@@ -550,3 +550,34 @@ fn files_from_env() {
         }
     }
 }
+
+#[test]
+fn strings_over_budget_are_not_names() {
+    let long = "m".repeat(40);
+    // A kept long module name, then one over the budget: the first is judged, the
+    // second is a name that cannot be known.
+    let p = P::proto(4)
+        .op(b'X')
+        .bytes(&40u32.to_le_bytes())
+        .bytes(long.as_bytes())
+        .str("f")
+        .op(0x93)
+        .op(b'0')
+        .op(b'X')
+        .bytes(&40u32.to_le_bytes())
+        .bytes(long.as_bytes())
+        .str("g")
+        .op(0x93)
+        .stop();
+    let limits = Limits {
+        pickle_kept_string_bytes_max: 50,
+        ..Limits::default()
+    };
+    let expected = vec![(M, UNKNOWN, "mmmm.f"), (H, DYNAMIC, "too long")];
+    check_with(&p, limits, &expected, false);
+    let tiny = Limits {
+        string_bytes_max: 30,
+        ..Limits::default()
+    };
+    check_with(&p, tiny, &[(H, DYNAMIC, "too long")], false);
+}
