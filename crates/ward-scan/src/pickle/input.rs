@@ -95,7 +95,7 @@ impl<'r> Input<'r> {
     }
 
     /// Reads `n` bytes, keeping the first `keep` of them in `out` (cleared first).
-    pub fn take(&mut self, n: u64, keep: usize, out: &mut Vec<u8>) -> Step<()> {
+    pub fn read_kept(&mut self, n: u64, keep: usize, out: &mut Vec<u8>) -> Step<()> {
         out.clear();
         // Fast path: the whole argument is already buffered.
         if let Ok(len) = usize::try_from(n)
@@ -157,6 +157,14 @@ impl<'r> Input<'r> {
     }
 }
 
+impl Read for Input<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,8 +195,11 @@ mod tests {
         let mut src = &b"0123456789"[..];
         let mut inp = Input::new(&mut src);
         let mut out = Vec::new();
-        inp.take(8, 3, &mut out).unwrap();
+        inp.read_kept(8, 3, &mut out).unwrap();
         assert_eq!((out.as_slice(), inp.pos()), (&b"012"[..], 8));
-        assert!(matches!(inp.take(5, 3, &mut out), Err(Stop::Truncated)));
+        assert!(matches!(
+            inp.read_kept(5, 3, &mut out),
+            Err(Stop::Truncated)
+        ));
     }
 }

@@ -152,6 +152,9 @@ pub struct Machine<'s, 'a> {
     track_dicts: bool,
     /// Bytes of heap strings kept in this pickle, against `bounds.kept_max`.
     kept_bytes: u64,
+    /// Whether this machine reads joblib array bytes as a plain unpickler would (see
+    /// [`Machine::shadow_parse`]): lenient about the state it cannot know.
+    shadow: bool,
 }
 
 fn malformed(why: impl Into<String>) -> Stop {
@@ -189,6 +192,7 @@ impl<'s, 'a> Machine<'s, 'a> {
             empty_tuple: make_tuple(0, &[]),
             track_dicts: false,
             kept_bytes: 0,
+            shadow: false,
         }
     }
 
@@ -281,6 +285,9 @@ impl<'s, 'a> Machine<'s, 'a> {
 
     fn pop(&mut self) -> Step<Value> {
         if self.stack.len() <= self.floor() {
+            if self.shadow {
+                return Ok(Value::Opaque);
+            }
             return Err(malformed("stack underflow"));
         }
         self.stack.pop().ok_or_else(|| malformed("stack underflow"))
@@ -288,7 +295,10 @@ impl<'s, 'a> Machine<'s, 'a> {
 
     fn top(&mut self) -> Step<&mut Value> {
         if self.stack.len() <= self.floor() {
-            return Err(malformed("stack underflow"));
+            if !self.shadow {
+                return Err(malformed("stack underflow"));
+            }
+            self.push(Value::Opaque)?;
         }
         self.stack
             .last_mut()
@@ -297,9 +307,11 @@ impl<'s, 'a> Machine<'s, 'a> {
 
     /// Pops the topmost mark; the items above it stay, starting at the returned index.
     fn pop_mark(&mut self) -> Step<usize> {
-        self.marks
-            .pop()
-            .ok_or_else(|| malformed("no MARK for an opcode that needs one"))
+        match self.marks.pop() {
+            Some(m) => Ok(m),
+            None if self.shadow => Ok(0),
+            None => Err(malformed("no MARK for an opcode that needs one")),
+        }
     }
 
     /// Replaces the stack from `start` with a tuple of those items.
@@ -411,9 +423,12 @@ impl<'s, 'a> Machine<'s, 'a> {
         let v = usize::try_from(index)
             .ok()
             .and_then(|i| self.memo.get(i))
-            .and_then(Option::clone)
-            .ok_or_else(|| malformed(format!("memo key {index} was never stored")))?;
-        self.push(v)
+            .and_then(Option::clone);
+        match v {
+            Some(v) => self.push(v),
+            None if self.shadow => self.push(Value::Opaque),
+            None => Err(malformed(format!("memo key {index} was never stored"))),
+        }
     }
 
     // ---- arguments ----
@@ -435,7 +450,7 @@ impl<'s, 'a> Machine<'s, 'a> {
             input.skip(n)?;
             return Ok(Value::Text);
         }
-        input.take(n, self.bounds.string_max, &mut self.buf)?;
+        input.read_kept(n, self.bounds.string_max, &mut self.buf)?;
         let s = String::from_utf8_lossy(&self.buf).into_owned();
         Ok(self.text(&s))
     }
@@ -470,7 +485,7 @@ impl<'s, 'a> Machine<'s, 'a> {
     }
 
     fn long_bytes(&mut self, input: &mut Input<'_>, n: u64) -> Step<Value> {
-        input.take(n, 8, &mut self.buf)?;
+        input.read_kept(n, 8, &mut self.buf)?;
         if n > 8 {
             return Ok(Value::Num);
         }
@@ -551,7 +566,8 @@ impl<'s, 'a> Machine<'s, 'a> {
 
     /// Reports a call that cannot be judged, once per kind per pickle.
     fn dynamic(&mut self, what: &str) {
-        if !self.seen.insert(format!("?{what}")) {
+        // Shadow parses start from an unknown state: only named globals count there.
+        if self.shadow || !self.seen.insert(format!("?{what}")) {
             return;
         }
         let message = format!("pickle calls {what}, computed at load time; it cannot be judged");
@@ -741,7 +757,28 @@ impl<'s, 'a> Machine<'s, 'a> {
             let padding = input.byte()?;
             input.skip(u64::from(padding))?;
         }
-        input.skip(layout.bytes)
+        self.shadow_parse(input, layout.bytes)
+    }
+
+    /// Steps over `len` bytes of joblib array data, first reading them as a plain
+    /// `pickle.load` would: a file built to be loaded either way could hide a payload
+    /// there from a scanner that only skips. Random array data stops this parse at its
+    /// first invalid opcode; nothing but named globals is reported from it.
+    fn shadow_parse(&mut self, input: &mut Input<'_>, len: u64) -> Step<()> {
+        let start = input.pos();
+        let mut region = std::io::Read::take(&mut *input, len);
+        {
+            let mut sub = Input::new(&mut region);
+            let mut shadow = Machine::new(&mut *self.scan, self.base + start, false);
+            shadow.shadow = true;
+            // Whatever stops the shadow parse, the bytes are still array data.
+            let _ = shadow.one(&mut sub);
+        }
+        std::io::copy(&mut region, &mut std::io::sink())?;
+        if input.pos() - start < len {
+            return Err(Stop::Truncated);
+        }
+        Ok(())
     }
 
     // ---- the opcode table ----

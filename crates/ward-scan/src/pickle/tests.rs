@@ -441,7 +441,15 @@ fn joblib_inline_arrays() {
         .op(b'0')
         .op(b'N')
         .stop();
+    // Array bytes that are themselves a payload for a plain pickle.load.
+    let hidden = P::raw().call1("posix", "system", "id").stop();
+    let len = hidden.0.len() as u8;
+    let disguised = joblib_array(P::proto(2), "u1", 0, &[len], true, &hidden.0)
+        .op(b'0')
+        .op(b'N')
+        .stop();
     let cases: Vec<(P, Expect)> = vec![
+        (disguised, vec![(C, DENIED, "posix.system")]),
         (floats, vec![(C, DENIED, "posix.system")]),
         (unaligned, vec![(C, DENIED, "posix.system")]),
         (objects, vec![(C, DENIED, "posix.system")]),
