@@ -192,6 +192,24 @@ fn resolved_names() {
         .op(0x85)
         .op(b'R')
         .stop();
+    // PUT and MEMOIZE mixed: MEMOIZE stores at len(memo), not at a counter of its own.
+    let memo_mixed = P::proto(4)
+        .str("os")
+        .put(0)
+        .op(b'0')
+        .str("system")
+        .put(1)
+        .op(b'0')
+        .str("torch._utils")
+        .op(0x94)
+        .op(b'0')
+        .str("_rebuild_tensor_v2")
+        .op(0x94)
+        .op(b'0')
+        .get(0)
+        .get(1)
+        .op(0x93)
+        .stop();
     // getattr(import_module('os'), 'sys' + 'tem')('id')
     let getattr_chain = P::proto(2)
         .global("builtins", "getattr")
@@ -230,6 +248,7 @@ fn resolved_names() {
         .stop();
     let cases: Vec<(P, Expect)> = vec![
         (memo_stack_global, vec![(C, DENIED, "os.system")]),
+        (memo_mixed, vec![(C, DENIED, "os.system")]),
         (
             getattr_chain,
             vec![
@@ -588,4 +607,32 @@ fn strings_over_budget_are_not_names() {
         ..Limits::default()
     };
     check_with(&p, tiny, &[(H, DYNAMIC, "too long")], false);
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    // A fixed linear congruential generator: reproducible noise, biased towards
+    // opcode bytes so the machine gets deep into its state.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as u8
+    };
+    const OPS: &[u8] =
+        b"(.012NIKJMGSVXUTBC)]}lt\x85\x86\x87asudebRoiqhgjprcQ\x93\x94\x95\x81\x92\x82\x8c";
+    for round in 0..20_000u32 {
+        let len = usize::from(next()) + 1;
+        let mut input = vec![0x80, 2 + round as u8 % 4];
+        for _ in 0..len {
+            let b = next();
+            input.push(if b % 3 == 0 {
+                b
+            } else {
+                OPS[usize::from(b) % OPS.len()]
+            });
+        }
+        scan(&input, Limits::default());
+    }
 }
