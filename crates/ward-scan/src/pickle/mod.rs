@@ -129,20 +129,22 @@ fn plausible(head: &[u8], min_ops: usize) -> bool {
     let mut depth = 0usize;
     let mut marks: Vec<usize> = Vec::new();
     let mut ops = 0usize;
+    // A call needs only GLOBAL, its arguments and REDUCE: `cos\nfork\n)R`.
+    let mut need = min_ops;
     while let Some(&op) = head.get(pos) {
         let Some((arg, pops, pushes, to_mark)) = shape(op) else {
-            return ops >= min_ops;
+            return ops >= need;
         };
         let Some(next) = arg_end(head, pos + 1, &arg, op) else {
             // The argument runs past the head: judge by what was read.
-            return ops >= min_ops;
+            return ops >= need;
         };
         if next == usize::MAX {
-            return ops >= min_ops;
+            return ops >= need;
         }
         if to_mark {
             let Some(m) = marks.pop() else {
-                return ops >= min_ops;
+                return ops >= need;
             };
             depth = m;
         }
@@ -151,16 +153,19 @@ fn plausible(head: &[u8], min_ops: usize) -> bool {
         }
         let floor = marks.last().copied().unwrap_or(0);
         if depth < floor + pops {
-            return ops >= min_ops;
+            return ops >= need;
         }
         depth = depth - pops + pushes;
         ops += 1;
+        if matches!(op, b'c' | b'i') {
+            need = need.min(3);
+        }
         pos = next;
         if op == b'.' {
             return ops >= min_ops.min(2) && marks.is_empty() && depth == 0;
         }
     }
-    ops >= min_ops
+    ops >= need
 }
 
 /// Where an opcode's argument ends: `None` if past `head`, `usize::MAX` if invalid.
