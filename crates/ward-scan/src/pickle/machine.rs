@@ -652,7 +652,10 @@ impl<'s, 'a> Machine<'s, 'a> {
                 _ => Value::Opaque,
             },
             WRAPPER => Value::ArrayWrapper,
-            _ => Value::Opaque,
+            other => match string_op(other, args) {
+                Some(s) => self.text(&s),
+                None => Value::Opaque,
+            },
         }
     }
 
@@ -1143,4 +1146,43 @@ fn make_tuple(nesting_max: u32, items: &[Value]) -> Value {
         return Value::Container;
     }
     Value::Tuple(depth + 1, items.iter().cloned().map(Value::flat).collect())
+}
+
+/// Evaluates the string methods a pickle can call to build a name at load time
+/// (`str.join`, `str.lower`, `str.replace`, a rot13 `codecs.decode`, ...).
+fn string_op(callable: &str, args: &Value) -> Option<String> {
+    let arg = |i| args.item(i).and_then(Value::str);
+    let s = arg(0)?;
+    Some(match callable {
+        "builtins.str.lower" => s.to_lowercase(),
+        "builtins.str.upper" => s.to_uppercase(),
+        "builtins.str.strip" => s.trim().to_owned(),
+        "builtins.str.swapcase" => s
+            .chars()
+            .map(|c| {
+                if c.is_uppercase() {
+                    c.to_lowercase().next().unwrap_or(c)
+                } else {
+                    c.to_uppercase().next().unwrap_or(c)
+                }
+            })
+            .collect(),
+        "builtins.str.replace" => s.replace(arg(1)?, arg(2)?),
+        "builtins.str.join" => {
+            let Some(Value::Tuple(_, parts)) = args.item(1) else {
+                return None;
+            };
+            let parts: Option<Vec<&str>> = parts.iter().map(Value::str).collect();
+            parts?.join(s)
+        }
+        "codecs.decode" | "codecs.encode" if matches!(arg(1)?, "rot13" | "rot_13") => s
+            .chars()
+            .map(|c| match c {
+                'a'..='m' | 'A'..='M' => char::from(c as u8 + 13),
+                'n'..='z' | 'N'..='Z' => char::from(c as u8 - 13),
+                _ => c,
+            })
+            .collect(),
+        _ => return None,
+    })
 }

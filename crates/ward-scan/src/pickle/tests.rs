@@ -225,6 +225,22 @@ fn resolved_names() {
         .op(0x85)
         .op(b'R')
         .stop();
+    // STACK_GLOBAL whose name is computed by string methods.
+    let string_methods = P::proto(4)
+        .global("codecs", "decode")
+        .str("bf")
+        .str("rot13")
+        .op(0x86)
+        .op(b'R')
+        .global("builtins", "str.join")
+        .str("")
+        .str("sys")
+        .str("tem")
+        .op(0x86)
+        .op(0x86)
+        .op(b'R')
+        .op(0x93)
+        .stop();
     // getattr(<global builtins.dict>, '__class__') reaches a dunder.
     let dunder = P::proto(2)
         .global("builtins", "getattr")
@@ -249,6 +265,14 @@ fn resolved_names() {
     let cases: Vec<(P, Expect)> = vec![
         (memo_stack_global, vec![(C, DENIED, "os.system")]),
         (memo_mixed, vec![(C, DENIED, "os.system")]),
+        (
+            string_methods,
+            vec![
+                (M, UNKNOWN, "codecs.decode"),
+                (M, UNKNOWN, "builtins.str.join"),
+                (C, DENIED, "os.system"),
+            ],
+        ),
         (
             getattr_chain,
             vec![
