@@ -210,13 +210,13 @@ impl<'s, 'a> Machine<'s, 'a> {
     }
 
     fn stopped(&mut self, stop: Stop, complete: u64, start: u64) {
-        let at = Some(self.base + self.at);
+        let at = Some(self.base.saturating_add(self.at));
         match stop {
             Stop::Malformed(_) | Stop::Truncated if complete > 0 => {
                 // Legacy PyTorch files put raw storage bytes after their pickles.
                 let message = format!(
                     "data after {complete} complete pickle(s), from offset {}, is not a pickle; analysis ends there",
-                    self.base + start
+                    self.base.saturating_add(start)
                 );
                 self.scan
                     .finding(Severity::Info, "pickle.trailing-data", message, at);
@@ -540,7 +540,7 @@ impl<'s, 'a> Machine<'s, 'a> {
         } else {
             format!("`{path}` (`{canonical}`)")
         };
-        let at = Some(self.base + self.at);
+        let at = Some(self.base.saturating_add(self.at));
         match rules::judge(canonical) {
             Verdict::Denied(severity, why) => self.scan.finding(
                 severity,
@@ -571,7 +571,7 @@ impl<'s, 'a> Machine<'s, 'a> {
             return;
         }
         let message = format!("pickle calls {what}, computed at load time; it cannot be judged");
-        let at = Some(self.base + self.at);
+        let at = Some(self.base.saturating_add(self.at));
         self.scan
             .finding(Severity::High, "pickle.dynamic-callable", message, at);
     }
@@ -582,7 +582,7 @@ impl<'s, 'a> Machine<'s, 'a> {
             let message = format!(
                 "pickle uses {path}: the callable it names is registered by the loading program, not the file"
             );
-            let at = Some(self.base + self.at);
+            let at = Some(self.base.saturating_add(self.at));
             self.scan
                 .finding(Severity::Medium, "pickle.unknown-extension", message, at);
         }
@@ -711,13 +711,13 @@ impl<'s, 'a> Machine<'s, 'a> {
                     "pickle sets attributes on the global `{}` (BUILD), changing code the loader later runs",
                     g.written
                 );
-                let at = Some(self.base + self.at);
+                let at = Some(self.base.saturating_add(self.at));
                 self.scan
                     .finding(Severity::High, "pickle.global-mutation", message, at);
             }
             Value::Module(m) => {
                 let message = format!("pickle sets attributes on the module `{m}` (BUILD)");
-                let at = Some(self.base + self.at);
+                let at = Some(self.base.saturating_add(self.at));
                 self.scan
                     .finding(Severity::High, "pickle.global-mutation", message, at);
             }
@@ -772,7 +772,7 @@ impl<'s, 'a> Machine<'s, 'a> {
         let mut region = std::io::Read::take(&mut *input, len);
         {
             let mut sub = Input::new(&mut region);
-            let mut shadow = Machine::new(&mut *self.scan, self.base + start, false);
+            let mut shadow = Machine::new(&mut *self.scan, self.base.saturating_add(start), false);
             shadow.shadow = true;
             // Whatever stops the shadow parse, the bytes are still array data.
             let _ = shadow.one(&mut sub);
