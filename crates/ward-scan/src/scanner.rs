@@ -30,6 +30,13 @@ pub struct Limits {
     pub pickle_memo_max: usize,
     /// Opcodes read from one pickle stream (all concatenated pickles together).
     pub pickle_ops_max: u64,
+    /// Tuples nested inside tuples that the pickle analyser tracks value by value;
+    /// deeper tuples are kept only as opaque containers.
+    pub pickle_nesting_max: u32,
+    /// Bytes of strings longer than a few bytes the pickle analyser keeps per pickle
+    /// (they may become names); later strings are kept only as "some string", so memory
+    /// stays bounded whatever the pickle holds.
+    pub pickle_kept_string_bytes_max: u64,
     /// Bytes of one string the analysers keep; longer strings are judged by their
     /// first bytes and their length.
     pub string_bytes_max: usize,
@@ -53,6 +60,8 @@ impl Default for Limits {
             pickle_stack_max: 1 << 20,
             pickle_memo_max: 1 << 20,
             pickle_ops_max: 1 << 30,
+            pickle_nesting_max: 32,
+            pickle_kept_string_bytes_max: 64 << 20,
             string_bytes_max: 64 << 10,
             header_bytes_max: 64 << 20,
             spool_bytes_max: 16 << 30,
