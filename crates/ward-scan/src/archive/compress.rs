@@ -77,6 +77,7 @@ impl Codec {
                     name,
                     &mut decoder,
                     Compressed::Counted(counter.clone()),
+                    false,
                 );
             }
             Err(e) => scan.unreadable(Some(0), format!("cannot decode {name}: {e}")),

@@ -170,13 +170,16 @@ fn tripped(trip: Trip) -> io::Error {
 }
 
 /// Scans the decoded stream `decoder` as member `name`, within the decompressed budget
-/// and the ratio bound. False once the scan's decompressed budget is spent, so the
-/// caller stops decoding further members.
+/// and the ratio bound. With `drain`, what the member's analyser left unread is decoded
+/// too (solid 7z blocks must be, to reach the next entry), still metered. False once
+/// the scan's decompressed budget is spent, or a drained member tripped a bound: the
+/// caller then stops decoding.
 pub(crate) fn scan_decoded(
     scan: &mut Scan<'_>,
     name: &str,
     decoder: &mut dyn Read,
     compressed: Compressed,
+    drain: bool,
 ) -> bool {
     let limits = scan.limits();
     let mut metered = Metered {
@@ -189,6 +192,13 @@ pub(crate) fn scan_decoded(
         tripped: None,
     };
     scan.member_stream(name, &mut metered);
+    let drained = !drain || io::copy(&mut metered, &mut io::sink()).is_ok();
+    if !drained && metered.tripped.is_none() {
+        scan.unreadable(
+            None,
+            format!("member {name:?} is corrupt; decoding stopped"),
+        );
+    }
     if metered.tripped == Some(Trip::Ratio) {
         let max = scan.limits().compression_ratio_max;
         scan.finding(
@@ -202,7 +212,7 @@ pub(crate) fn scan_decoded(
             None,
         );
     }
-    scan.charge_decompressed(metered.out)
+    scan.charge_decompressed(metered.out) && drained
 }
 
 /// Why an archive member's path would land outside the directory it is extracted

@@ -394,22 +394,23 @@ fn decode(src: &mut dyn Source, scan: &mut Scan<'_>, entry: &Entry, start: u64, 
             scan.member_seekable(name, &mut window);
             true
         }
-        8 => scan_decoded(scan, name, &mut DeflateDecoder::new(window), known),
+        8 => scan_decoded(scan, name, &mut DeflateDecoder::new(window), known, false),
         12 => scan_decoded(
             scan,
             name,
             &mut bzip2::read::MultiBzDecoder::new(window),
             known,
+            false,
         ),
         14 => match super::compress::zip_lzma(window, entry.uncompressed, scan) {
-            Ok(mut reader) => scan_decoded(scan, name, &mut reader, known),
+            Ok(mut reader) => scan_decoded(scan, name, &mut reader, known, false),
             Err(e) => {
                 scan.unreadable(Some(start), format!("entry {name:?}: {e}"));
                 true
             }
         },
         93 => match super::compress::zstd(window, scan) {
-            Ok(mut reader) => scan_decoded(scan, name, &mut reader, known),
+            Ok(mut reader) => scan_decoded(scan, name, &mut reader, known, false),
             Err(e) => {
                 scan.unreadable(Some(start), format!("entry {name:?}: {e}"));
                 true
