@@ -14,8 +14,10 @@ use std::io::{Read, SeekFrom};
 
 use flate2::read::DeflateDecoder;
 
+use super::compress::{zip_lzma, zstd};
 use super::{Compressed, Window, check_path, scan_decoded};
-use crate::{Analyzer, Format, Scan, Severity, Source};
+use crate::detect::SNIFF_BYTES;
+use crate::{Analyzer, Format, Scan, Severity, Source, detect};
 
 /// Zip archives, read the way Python's zipfile and PyTorch read them.
 pub struct ZipAnalyzer;
@@ -203,11 +205,53 @@ impl Entry {
     }
 }
 
-/// What the walk remembers of every entry for the checks across entries.
-#[derive(Default)]
-struct Seen {
-    names: HashSet<u64>,
-    spans: Vec<(u64, u64, String)>,
+/// How a walk of the central directory ended.
+struct Walked {
+    /// Records read.
+    count: u64,
+    /// Where the walk stopped.
+    pos: u64,
+    /// Why it stopped before the directory's end, if it did.
+    stopped: Option<String>,
+}
+
+/// Calls `each` with every central directory record (index, entry, record length) in
+/// order, as zipfile walks them: by the directory's size, not its declared count.
+/// Stops early when `each` returns false.
+fn each_entry(
+    src: &mut dyn Source,
+    dir: &Directory,
+    entries_max: u64,
+    mut each: impl FnMut(&mut dyn Source, u64, &Entry, u64) -> bool,
+) -> Walked {
+    let end = dir.start.saturating_add(dir.size);
+    let mut walked = Walked {
+        count: 0,
+        pos: dir.start,
+        stopped: None,
+    };
+    while walked.pos < end {
+        if walked.count >= entries_max {
+            walked.stopped = Some(format!(
+                "more than {entries_max} entries (limits.archive_entries_max)"
+            ));
+            break;
+        }
+        let (entry, len) = match read_entry(src, walked.pos) {
+            Ok(found) => found,
+            Err(e) => {
+                walked.stopped = Some(e);
+                break;
+            }
+        };
+        let index = walked.count;
+        walked.count += 1;
+        walked.pos = walked.pos.saturating_add(len);
+        if !each(src, index, &entry, len) {
+            break;
+        }
+    }
+    walked
 }
 
 fn walk(src: &mut dyn Source, scan: &mut Scan<'_>, dir: &Directory, file_len: u64) {
@@ -219,42 +263,57 @@ fn walk(src: &mut dyn Source, scan: &mut Scan<'_>, dir: &Directory, file_len: u6
         );
     }
     let entries_max = scan.limits().archive_entries_max;
-    let mut seen = Seen::default();
-    let (mut pos, mut count) = (dir.start, 0u64);
-    while pos < end {
-        if count >= entries_max {
-            scan.unreadable(
-                Some(pos),
-                format!("more than {entries_max} entries (limits.archive_entries_max)"),
-            );
-            break;
-        }
-        let (entry, len) = match read_entry(src, pos) {
-            Ok(found) => found,
-            Err(e) => {
-                scan.unreadable(Some(pos), e);
-                break;
-            }
-        };
+    let overlapping = survey(src, scan, dir, entries_max);
+    let mut names = HashSet::new();
+    let walked = each_entry(src, dir, entries_max, |src, index, entry, len| {
         scan.count_bytes(len);
-        count += 1;
-        pos = pos.saturating_add(len);
-        if !scan_entry(src, scan, &entry, dir.concat, file_len, &mut seen) {
-            break;
-        }
-    }
-    if count != dir.entries && pos >= end {
+        let overlaps = overlapping.contains(&index);
+        scan_entry(src, scan, entry, dir.concat, file_len, &mut names, overlaps)
+    });
+    if let Some(why) = walked.stopped {
+        scan.unreadable(Some(walked.pos), why);
+    } else if walked.count != dir.entries && walked.pos >= end {
         scan.finding(
             Severity::Low,
             "zip.header-mismatch",
             format!(
-                "end record declares {} entries, the central directory holds {count}",
-                dir.entries
+                "end record declares {} entries, the central directory holds {}",
+                dir.entries, walked.count
             ),
             None,
         );
     }
-    report_overlaps(scan, &mut seen.spans);
+}
+
+/// First pass: where every entry's bytes lie (local header to end of data). Reports
+/// overlapping entries and returns their indexes, so that the second pass does not
+/// descend into archives they hold: overlap is how quines and overlap bombs multiply
+/// a small file into unbounded nested work.
+fn survey(
+    src: &mut dyn Source,
+    scan: &mut Scan<'_>,
+    dir: &Directory,
+    entries_max: u64,
+) -> HashSet<u64> {
+    let mut spans = Vec::new();
+    each_entry(src, dir, entries_max, |src, index, entry, _| {
+        if let Some(header) = entry.header_offset.checked_add_signed(dir.concat)
+            && let Ok(fixed) = read_at::<LOCAL_LEN>(src, header)
+        {
+            let data = header
+                + LOCAL_LEN as u64
+                + u64::from(le16(&fixed, 26))
+                + u64::from(le16(&fixed, 28));
+            spans.push((
+                header,
+                data.saturating_add(entry.compressed),
+                index,
+                truncate(&entry.name),
+            ));
+        }
+        true
+    });
+    report_overlaps(scan, &mut spans)
 }
 
 /// Reads the central directory record at `pos`: the entry and the record's length.
@@ -281,13 +340,14 @@ fn scan_entry(
     entry: &Entry,
     concat: i64,
     file_len: u64,
-    seen: &mut Seen,
+    names: &mut HashSet<u64>,
+    overlaps: bool,
 ) -> bool {
     let name = entry.name.as_str();
     check_path(scan, name, None);
     let mut hasher = DefaultHasher::new();
     entry.name_raw.hash(&mut hasher);
-    if !seen.names.insert(hasher.finish()) {
+    if !names.insert(hasher.finish()) {
         scan.finding(
             Severity::High,
             "zip.duplicate-name",
@@ -312,7 +372,6 @@ fn scan_entry(
         }
     };
     let data_end = data_start.saturating_add(entry.compressed);
-    seen.spans.push((header, data_end, truncate(name)));
     if data_end > file_len {
         scan.finding(
             Severity::Medium,
@@ -336,7 +395,7 @@ fn scan_entry(
         return true;
     }
     let available = data_end.min(file_len).saturating_sub(data_start);
-    decode(src, scan, entry, data_start, available)
+    decode(src, scan, entry, data_start, available, overlaps)
 }
 
 /// Reads the local header at `header` as zipfile does: signature, name and extra
@@ -385,71 +444,116 @@ fn read_local(
 }
 
 /// Scans an entry's data by its compression method; false once the budget is spent.
-fn decode(src: &mut dyn Source, scan: &mut Scan<'_>, entry: &Entry, start: u64, len: u64) -> bool {
+fn decode(
+    src: &mut dyn Source,
+    scan: &mut Scan<'_>,
+    entry: &Entry,
+    start: u64,
+    len: u64,
+    overlaps: bool,
+) -> bool {
     let name = entry.name.as_str();
-    let mut window = Window::new(src, start, len);
-    let known = Compressed::Known(entry.compressed);
-    match entry.method {
-        0 => {
-            scan.member_seekable(name, &mut window);
-            true
-        }
-        8 => scan_decoded(scan, name, &mut DeflateDecoder::new(window), known, false),
-        12 => scan_decoded(
-            scan,
-            name,
-            &mut bzip2::read::MultiBzDecoder::new(window),
-            known,
-            false,
-        ),
-        14 => match super::compress::zip_lzma(window, entry.uncompressed, scan) {
-            Ok(mut reader) => scan_decoded(scan, name, &mut reader, known, false),
-            Err(e) => {
-                scan.unreadable(Some(start), format!("entry {name:?}: {e}"));
-                true
-            }
-        },
-        93 => match super::compress::zstd(window, scan) {
-            Ok(mut reader) => scan_decoded(scan, name, &mut reader, known, false),
-            Err(e) => {
-                scan.unreadable(Some(start), format!("entry {name:?}: {e}"));
-                true
-            }
-        },
-        method => {
-            scan.unreadable(
-                Some(start),
-                format!("entry {name:?}: compression method {method} is not supported"),
-            );
+    if overlaps && holds_archive(src, scan, entry, start, len) {
+        scan.unreadable(
+            Some(start),
+            format!(
+                "entry {name:?} overlaps another entry and holds an archive; not descended into"
+            ),
+        );
+        return true;
+    }
+    if entry.method == 0 {
+        scan.member_seekable(name, &mut Window::new(src, start, len));
+        return true;
+    }
+    match open(src, scan, entry, start, len) {
+        Ok(mut reader) => scan_decoded(scan, name, &mut reader, Compressed::Known(len), false),
+        Err(e) => {
+            scan.unreadable(Some(start), format!("entry {name:?}: {e}"));
             true
         }
     }
 }
 
-/// Reports entries whose bytes overlap another's: a legitimate writer never does this,
-/// overlap is how quoted-overlap bombs and "two names, one payload" tricks are built.
-fn report_overlaps(scan: &mut Scan<'_>, spans: &mut [(u64, u64, String)]) {
+/// The entry's data, decoded.
+fn open<'a>(
+    src: &'a mut dyn Source,
+    scan: &Scan<'_>,
+    entry: &Entry,
+    start: u64,
+    len: u64,
+) -> Result<Box<dyn Read + 'a>, String> {
+    let window = Window::new(src, start, len);
+    Ok(match entry.method {
+        0 => Box::new(window),
+        8 => Box::new(DeflateDecoder::new(window)),
+        12 => Box::new(bzip2::read::MultiBzDecoder::new(window)),
+        14 => Box::new(zip_lzma(window, entry.uncompressed, scan)?),
+        93 => Box::new(zstd(window, scan)?),
+        method => return Err(format!("compression method {method} is not supported")),
+    })
+}
+
+/// Whether the entry's data starts like an archive or compressed stream.
+fn holds_archive(
+    src: &mut dyn Source,
+    scan: &Scan<'_>,
+    entry: &Entry,
+    start: u64,
+    len: u64,
+) -> bool {
+    let mut head = Vec::new();
+    let read = open(src, scan, entry, start, len).and_then(|r| {
+        r.take(SNIFF_BYTES as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| e.to_string())
+    });
+    let format = match read {
+        Ok(_) => detect(&head),
+        Err(_) => Format::Unknown,
+    };
+    match format {
+        Format::Zip | Format::Tar | Format::Gzip | Format::Zlib | Format::Zstd => true,
+        Format::SevenZip | Format::Bzip2 | Format::Xz | Format::Lzma => true,
+        Format::Unknown => {
+            entry.method == 0 && has_central_directory(&mut Window::new(src, start, len))
+        }
+        _ => false,
+    }
+}
+
+/// Reports entries whose bytes overlap another's (a legitimate writer never does
+/// this; overlap is how overlap bombs and "two names, one payload" tricks are built)
+/// and returns the indexes of all entries involved.
+fn report_overlaps(scan: &mut Scan<'_>, spans: &mut [(u64, u64, u64, String)]) -> HashSet<u64> {
     spans.sort_unstable_by_key(|s| (s.0, s.1));
-    let mut end_so_far: Option<(u64, &str)> = None;
-    let mut overlaps = Vec::new();
-    for (start, end, name) in spans.iter() {
-        if let Some((prev_end, prev)) = end_so_far
+    let mut furthest: Option<(u64, u64, &str)> = None;
+    let mut overlapping = HashSet::new();
+    let mut example = None;
+    for (start, end, index, name) in spans.iter() {
+        if let Some((prev_end, prev_index, prev)) = furthest
             && *start < prev_end
         {
-            overlaps.push(format!("{name:?} overlaps {prev:?}"));
+            overlapping.insert(*index);
+            overlapping.insert(prev_index);
+            example.get_or_insert_with(|| format!("{name:?} overlaps {prev:?}"));
         }
-        if end_so_far.is_none_or(|(e, _)| *end > e) {
-            end_so_far = Some((*end, name));
+        if furthest.is_none_or(|(e, _, _)| *end > e) {
+            furthest = Some((*end, *index, name));
         }
     }
-    if let Some(first) = overlaps.first() {
+    if let Some(example) = example {
         scan.finding(
             Severity::Medium,
             "zip.overlap",
-            format!("{} entries overlap others, e.g. {first}", overlaps.len()),
+            format!(
+                "{} entries overlap others, e.g. {example}",
+                overlapping.len()
+            ),
             None,
         );
     }
+    overlapping
 }
 
 /// Entry names kept for later messages are cut short: memory stays bounded by the
@@ -673,7 +777,7 @@ pub(crate) mod tests {
             (
                 zip(&[stored("a", PROBE), aliased]),
                 &["a", "b"],
-                &["zip.header-mismatch", "zip.overlap"],
+                &["zip.overlap", "zip.header-mismatch"],
             ),
             (
                 zip_with(b"#!/bin/sh\nexit 0\n", &[stored("data.pkl", PROBE)], false),
@@ -727,6 +831,25 @@ pub(crate) mod tests {
             ..Limits::default()
         };
         check(&bomb, strict, &[], &["archive.bomb"]);
+    }
+
+    #[test]
+    fn overlapping_archives_are_not_descended_into() {
+        let inner = zip(&[stored("p", PROBE)]);
+        let alias = E {
+            offset: Some(0),
+            local_name: Some("x"),
+            ..stored("y", &inner)
+        };
+        let bytes = zip(&[stored("x", &inner), alias]);
+        let report = scan(&bytes);
+        assert_eq!(dispatched(&report), Vec::<String>::new(), "{report:#?}");
+        assert_eq!(rules(&report), ["zip.overlap", "zip.header-mismatch"]);
+        let skipped = report
+            .unreadable
+            .iter()
+            .filter(|u| u.reason.contains("not descended"));
+        assert_eq!(skipped.count(), 2, "{report:#?}");
     }
 
     #[test]
