@@ -251,7 +251,8 @@ pub fn sniff_bzip2(head: &[u8]) -> bool {
 }
 
 /// Whether the first bytes are an `.lzma` ("LZMA alone") header as xz-utils and
-/// Python's lzma module write it: valid properties, a dictionary size of the form
+/// Python's lzma module write it: properties liblzma accepts (lc + lp <= 4,
+/// pb <= 4), a dictionary size of the form
 /// 2^n or 2^n + 2^(n-1), a plausible or unknown size, and the range coder's zero byte.
 pub fn sniff_lzma(head: &[u8]) -> bool {
     let Some(&[props, d0, d1, d2, d3, s0, s1, s2, s3, s4, s5, s6, s7, first]) = head.get(..14)
@@ -261,7 +262,9 @@ pub fn sniff_lzma(head: &[u8]) -> bool {
     let dict = u32::from_le_bytes([d0, d1, d2, d3]);
     let size = u64::from_le_bytes([s0, s1, s2, s3, s4, s5, s6, s7]);
     let dict_ok = (12..=30).any(|n| dict == 1 << n || dict == (1 << n) + (1 << (n - 1)));
-    props < 9 * 5 * 5 && dict_ok && (size == u64::MAX || size < 1 << 48) && first == 0
+    let (lc, lp, pb) = (props % 9, props / 9 % 5, props / 45);
+    let props_ok = props < 9 * 5 * 5 && lc + lp <= 4 && pb <= 4;
+    props_ok && dict_ok && (size == u64::MAX || size < 1 << 48) && first == 0
 }
 
 #[cfg(test)]

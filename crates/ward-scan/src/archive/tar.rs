@@ -23,13 +23,13 @@ impl Analyzer for TarAnalyzer {
 
     fn analyse(&self, src: &mut dyn Source, scan: &mut Scan<'_>) {
         // Forward-only inputs refuse to seek to their end; members are then streamed.
-        let seekable = src.seek(SeekFrom::End(0)).is_ok();
+        let len = src.seek(SeekFrom::End(0)).ok();
         if let Err(e) = src.seek(SeekFrom::Start(0)) {
             return scan.unreadable(Some(0), format!("cannot rewind: {e}"));
         }
         let mut reader = Reader {
             src,
-            seekable,
+            len,
             pos: 0,
             count: 0,
             pending: Pending::default(),
@@ -58,7 +58,8 @@ struct Header {
 
 struct Reader<'s> {
     src: &'s mut dyn Source,
-    seekable: bool,
+    /// The input's length when it can seek; `None` for a forward-only stream.
+    len: Option<u64>,
     pos: u64,
     count: u64,
     pending: Pending,
@@ -169,7 +170,7 @@ impl Reader<'_> {
     }
 
     fn scan_data(&mut self, scan: &mut Scan<'_>, name: &str, size: u64) {
-        if self.seekable {
+        if self.len.is_some() {
             scan.member_seekable(name, &mut Window::new(&mut *self.src, self.pos, size));
         } else {
             let mut data = (&mut *self.src).take(size);
@@ -182,13 +183,18 @@ impl Reader<'_> {
     /// Moves to the next header, reading through the rest of a member when the input
     /// cannot seek.
     fn skip_to(&mut self, scan: &mut Scan<'_>, next: u64) -> Result<(), String> {
-        if !self.seekable {
+        if self.len.is_none() {
             scan.count_bytes(next.saturating_sub(self.pos));
         }
-        self.src
+        let reached = self
+            .src
             .seek(SeekFrom::Start(next))
             .map_err(|e| format!("cannot skip to the next header: {e}"))?;
-        self.pos = next;
+        // A forward-only stream stops short at its end; a file seeks past it.
+        self.pos = reached.min(self.len.unwrap_or(u64::MAX));
+        if self.pos < next {
+            return Err("archive truncated inside member data".to_owned());
+        }
         Ok(())
     }
 
@@ -511,10 +517,24 @@ pub(crate) mod tests {
                 .any(|u| u.reason.contains("checksum"))
         );
 
-        let cut = &three[..1024 + 100];
-        let report = scan_with(cut, Limits::default());
-        assert_eq!(dispatched(&report), ["a"]);
-        assert!(!report.unreadable.is_empty());
+        for cut in [1024 + 100, 600] {
+            let report = scan_with(&three[..cut], Limits::default());
+            assert_eq!(dispatched(&report), ["a"]);
+            assert!(
+                !report
+                    .unreadable
+                    .iter()
+                    .all(|u| u.reason == "not analysed yet")
+            );
+            let report = scan_with(&gzip(&three[..cut]), Limits::default());
+            assert_eq!(dispatched(&report), ["<gzip>!/a"]);
+            assert!(
+                !report
+                    .unreadable
+                    .iter()
+                    .all(|u| u.reason == "not analysed yet")
+            );
+        }
 
         let bomb = gzip(&tar(&[member("zeros", b'0', "", &vec![0u8; 8 << 20])]));
         let strict = Limits {
