@@ -307,6 +307,12 @@ mod tests {
         enc.finish().unwrap()
     }
 
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        ruzstd::encoding::compress(data, &mut out, ruzstd::encoding::CompressionLevel::Fastest);
+        out
+    }
+
     /// Scans `bytes` and checks the member chains dispatched and the rules fired.
     fn check(bytes: &[u8], limits: Limits, members: &[&str], findings: &[&str]) {
         let report = scan_with(bytes, limits);
@@ -317,6 +323,11 @@ mod tests {
     #[test]
     fn compressed_streams_are_scanned_as_members() {
         let two_members = [gzip(b"\x93NUMPY"), gzip(b"\x01\x00probe")].concat();
+        let tar = crate::archive::tar::tests::tar(&[
+            crate::archive::tar::tests::member("a", b'0', "", PROBE),
+            crate::archive::tar::tests::member("b", b'0', "", PROBE),
+        ]);
+        let (tar_head, tar_tail) = tar.split_at(700);
         let cases: Vec<(Vec<u8>, &[&str])> = vec![
             (gzip(PROBE), &["<gzip>"]),
             (two_members, &["<gzip>"]),
@@ -325,6 +336,12 @@ mod tests {
             (xz(PROBE), &["<xz>"]),
             (lzma(PROBE), &["<lzma>"]),
             (gzip(&gzip(PROBE)), &["<gzip>!/<gzip>"]),
+            (zstd(PROBE), &["<zstd>"]),
+            // A tar split over two frames is read across them.
+            (
+                [zstd(&tar_head), zstd(&tar_tail)].concat(),
+                &["<zstd>!/a", "<zstd>!/b"],
+            ),
             (gzip(b"not a model"), &[]),
         ];
         for (bytes, members) in cases {
