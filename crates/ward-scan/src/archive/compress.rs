@@ -339,7 +339,7 @@ mod tests {
             (zstd(PROBE), &["<zstd>"]),
             // A tar split over two frames is read across them.
             (
-                [zstd(&tar_head), zstd(&tar_tail)].concat(),
+                [zstd(tar_head), zstd(tar_tail)].concat(),
                 &["<zstd>!/a", "<zstd>!/b"],
             ),
             (gzip(b"not a model"), &[]),
