@@ -15,7 +15,7 @@ use std::io::{Read, SeekFrom};
 use flate2::read::DeflateDecoder;
 
 use super::compress::{zip_lzma, zstd};
-use super::{Compressed, Window, check_path, scan_decoded};
+use super::{Compressed, Window, check_path, link_escapes, scan_decoded};
 use crate::detect::SNIFF_BYTES;
 use crate::{Analyzer, Format, Scan, Severity, Source, detect};
 
@@ -158,6 +158,9 @@ struct Entry {
     compressed: u64,
     uncompressed: u64,
     header_offset: u64,
+    /// Made on Unix with the symlink file type: extractors that honour modes (unzip,
+    /// shutil) create a link whose target is the entry's data.
+    symlink: bool,
 }
 
 impl Entry {
@@ -170,6 +173,7 @@ impl Entry {
             compressed: u64::from(le32(fixed, 20)),
             uncompressed: u64::from(le32(fixed, 24)),
             header_offset: u64::from(le32(fixed, 42)),
+            symlink: le16(fixed, 4) >> 8 == 3 && (le32(fixed, 38) >> 16) & 0o170000 == 0o120000,
         };
         e.apply_zip64(extra);
         e
@@ -391,10 +395,14 @@ fn scan_entry(
         scan.unreadable(Some(header), format!("entry {name:?} is encrypted"));
         return true;
     }
+    let available = data_end.min(file_len).saturating_sub(data_start);
+    if entry.symlink {
+        report_symlink(src, scan, entry, data_start, available);
+        return true;
+    }
     if entry.compressed == 0 && entry.uncompressed == 0 {
         return true;
     }
-    let available = data_end.min(file_len).saturating_sub(data_start);
     decode(src, scan, entry, data_start, available, overlaps)
 }
 
@@ -472,6 +480,38 @@ fn decode(
             scan.unreadable(Some(start), format!("entry {name:?}: {e}"));
             true
         }
+    }
+}
+
+/// Reports a symlink entry, naming its target (its data, of which the first
+/// `string_bytes_max` bytes are read).
+fn report_symlink(src: &mut dyn Source, scan: &mut Scan<'_>, entry: &Entry, start: u64, len: u64) {
+    let max = scan.limits().string_bytes_max as u64;
+    let mut target = Vec::new();
+    let read = open(src, scan, entry, start, len).and_then(|r| {
+        r.take(max)
+            .read_to_end(&mut target)
+            .map_err(|e| e.to_string())
+    });
+    let name = entry.name.as_str();
+    if let Err(e) = read {
+        return scan.unreadable(Some(start), format!("symlink entry {name:?}: {e}"));
+    }
+    let target = String::from_utf8_lossy(&target);
+    if link_escapes(name, &target) {
+        scan.finding(
+            Severity::High,
+            "archive.link-escape",
+            format!("member {name} is a symlink to {target}, outside the extraction directory"),
+            Some(start),
+        );
+    } else {
+        scan.finding(
+            Severity::Low,
+            "archive.link",
+            format!("member {name} is a symlink to {target}"),
+            Some(start),
+        );
     }
 }
 
@@ -604,6 +644,7 @@ pub(crate) mod tests {
         flags: u16,
         local_name: Option<&'static str>,
         offset: Option<u32>,
+        unix_mode: Option<u32>,
     }
 
     pub(crate) fn stored(name: &'static str, data: &[u8]) -> E {
@@ -614,6 +655,7 @@ pub(crate) mod tests {
             flags: 0,
             local_name: None,
             offset: None,
+            unix_mode: None,
         }
     }
 
@@ -659,7 +701,8 @@ pub(crate) mod tests {
         let cd_start = body.len() as u32;
         for (e, offset) in entries.iter().zip(offsets) {
             body.extend_from_slice(CD_SIG);
-            for v in [20, 20, e.flags, e.method, 0, 0] {
+            let made_by = if e.unix_mode.is_some() { 0x31e } else { 20 };
+            for v in [made_by, 20, e.flags, e.method, 0, 0] {
                 u16le(&mut body, v);
             }
             for v in [0, e.data.len() as u32, e.data.len() as u32] {
@@ -668,7 +711,7 @@ pub(crate) mod tests {
             for v in [e.name.len() as u16, 0, 0, 0, 0] {
                 u16le(&mut body, v);
             }
-            u32le(&mut body, 0);
+            u32le(&mut body, e.unix_mode.unwrap_or(0) << 16);
             u32le(&mut body, e.offset.unwrap_or(offset));
             body.extend_from_slice(e.name.as_bytes());
         }
@@ -743,8 +786,17 @@ pub(crate) mod tests {
             local_name: Some("a"),
             ..stored("b", PROBE)
         };
+        let link = |name, target: &'static str| E {
+            unix_mode: Some(0o120777),
+            ..stored(name, target.as_bytes())
+        };
         let cases: Vec<(Vec<u8>, &[&str], &[&str])> = vec![
             (zip(&[stored("data.pkl", PROBE)]), &["data.pkl"], &[]),
+            (
+                zip(&[link("a/l", "../../etc/passwd"), link("a/m", "../b")]),
+                &[],
+                &["archive.link-escape", "archive.link"],
+            ),
             (
                 zip(&[deflated("archive/data.pkl", PROBE)]),
                 &["archive/data.pkl"],
