@@ -357,6 +357,38 @@ mod tests {
         }
     }
 
+    /// Damaged archives (every truncation point, pseudo-random byte flips) are
+    /// scanned without panicking, and the scan ends.
+    #[test]
+    fn damaged_archives_never_panic() {
+        use crate::archive::tar::tests::{member, tar};
+        use crate::archive::zip::tests::{stored, zip};
+        use std::io::Write;
+        let probe = testing::PROBE;
+        let tar_bytes = tar(&[member("a", b'0', "", probe), member("l", b'2', "../x", b"")]);
+        let zip_bytes = zip(&[stored("a", probe), stored("t.tar", &tar_bytes)]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&zip_bytes).unwrap();
+        let gz_bytes = gz.finish().unwrap();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for original in [zip_bytes, tar_bytes, gz_bytes] {
+            for cut in (0..original.len()).step_by(7) {
+                testing::scan(&original[..cut]);
+            }
+            for _ in 0..300 {
+                let mut bytes = original.clone();
+                for _ in 0..4 {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let at = (state % bytes.len() as u64) as usize;
+                    bytes[at] = (state >> 32) as u8;
+                }
+                testing::scan(&bytes);
+            }
+        }
+    }
+
     #[test]
     fn window_reads_and_seeks_inside_its_range() {
         let mut parent = io::Cursor::new(b"0123456789".to_vec());

@@ -202,6 +202,26 @@ mod tests {
     }
 
     #[test]
+    fn damaged_archives_never_panic() {
+        let original = sevenz(&[("a", PROBE), ("b", &[7u8; 3000])], true);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for cut in 0..original.len() {
+            scan_with(&original[..cut], Limits::default());
+        }
+        for _ in 0..500 {
+            let mut bytes = original.clone();
+            for _ in 0..3 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let at = (state % bytes.len() as u64) as usize;
+                bytes[at] = (state >> 32) as u8;
+            }
+            scan_with(&bytes, Limits::default());
+        }
+    }
+
+    #[test]
     fn a_damaged_archive_is_unreadable_not_fatal() {
         let mut bytes = sevenz(&[("data.pkl", PROBE)], false);
         let last = bytes.len() - 1;
