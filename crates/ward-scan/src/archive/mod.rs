@@ -216,19 +216,25 @@ pub(crate) fn scan_decoded(
 }
 
 /// Why an archive member's path would land outside the directory it is extracted
-/// into, or `None` when it stays inside.
+/// into, or `None` when it stays inside. Any `..` component counts: extractors differ
+/// in how they resolve it.
 pub(crate) fn escapes_root(path: &str) -> Option<&'static str> {
-    let bytes = path.as_bytes();
+    rooted(path).or_else(|| {
+        path.split(['/', '\\'])
+            .any(|part| part == "..")
+            .then_some("has a .. component")
+    })
+}
+
+/// Why `path` ignores the extraction directory altogether (absolute, UNC or drive).
+fn rooted(path: &str) -> Option<&'static str> {
     if path.starts_with('/') || path.starts_with('\\') {
         return Some("is absolute");
     }
-    if let [drive, b':', ..] = bytes
+    if let [drive, b':', ..] = path.as_bytes()
         && drive.is_ascii_alphabetic()
     {
         return Some("names a drive");
-    }
-    if path.split(['/', '\\']).any(|part| part == "..") {
-        return Some("climbs out with ..");
     }
     None
 }
@@ -248,7 +254,7 @@ pub(crate) fn check_path(scan: &mut Scan<'_>, name: &str, offset: Option<u64>) {
 
 /// Whether `target` of a link stored at `path` resolves outside the extraction root.
 pub(crate) fn link_escapes(path: &str, target: &str) -> bool {
-    if escapes_root(target).is_some_and(|why| why != "climbs out with ..") {
+    if rooted(target).is_some() {
         return true;
     }
     // Depth of the link's directory, then walk the target from there.

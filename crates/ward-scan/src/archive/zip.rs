@@ -349,8 +349,10 @@ fn scan_entry(
 ) -> bool {
     let name = entry.name.as_str();
     check_path(scan, name, None);
+    // zipfile cuts names at the first NUL, so "a\0x" and "a\0y" are both "a" to it.
+    let loader_name = entry.name_raw.split(|&b| b == 0).next().unwrap_or_default();
     let mut hasher = DefaultHasher::new();
-    entry.name_raw.hash(&mut hasher);
+    loader_name.hash(&mut hasher);
     if !names.insert(hasher.finish()) {
         scan.finding(
             Severity::High,
@@ -822,6 +824,11 @@ pub(crate) mod tests {
             (
                 zip(&[stored("a", PROBE), stored("a", PROBE)]),
                 &["a", "a"],
+                &["zip.duplicate-name"],
+            ),
+            (
+                zip(&[stored("a\0x", PROBE), stored("a\0y", PROBE)]),
+                &["a\0x", "a\0y"],
                 &["zip.duplicate-name"],
             ),
             (zip(&[renamed]), &["data.pkl"], &["zip.header-mismatch"]),
