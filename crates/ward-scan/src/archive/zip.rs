@@ -267,12 +267,15 @@ fn walk(src: &mut dyn Source, scan: &mut Scan<'_>, dir: &Directory, file_len: u6
         );
     }
     let entries_max = scan.limits().archive_entries_max;
-    let overlapping = survey(src, scan, dir, entries_max);
-    let mut names = HashSet::new();
+    let mut state = State {
+        concat: dir.concat,
+        file_len,
+        names: HashSet::new(),
+        overlapping: survey(src, scan, dir, entries_max),
+    };
     let walked = each_entry(src, dir, entries_max, |src, index, entry, len| {
         scan.count_bytes(len);
-        let overlaps = overlapping.contains(&index);
-        scan_entry(src, scan, entry, dir.concat, file_len, &mut names, overlaps)
+        scan_entry(src, scan, &mut state, index, entry)
     });
     if let Some(why) = walked.stopped {
         scan.unreadable(Some(walked.pos), why);
@@ -337,18 +340,19 @@ fn read_entry(src: &mut dyn Source, pos: u64) -> Result<(Entry, u64), String> {
     Ok((Entry::parse(&fixed, name, &extra), len))
 }
 
-/// Checks and scans one entry; false once the decompressed budget is spent.
-fn scan_entry(
-    src: &mut dyn Source,
-    scan: &mut Scan<'_>,
-    entry: &Entry,
+/// What the scanning pass carries from entry to entry.
+struct State {
+    /// Bytes prepended to the archive, added to every offset.
     concat: i64,
     file_len: u64,
-    names: &mut HashSet<u64>,
-    overlaps: bool,
-) -> bool {
-    let name = entry.name.as_str();
-    check_path(scan, name, None);
+    /// Hashes of the names seen so far, as the loader compares them.
+    names: HashSet<u64>,
+    /// Indexes of entries whose bytes overlap another entry's.
+    overlapping: HashSet<u64>,
+}
+
+/// Reports a name seen before: loaders disagree on which of the two they open.
+fn check_duplicate(scan: &mut Scan<'_>, names: &mut HashSet<u64>, entry: &Entry) {
     // zipfile cuts names at the first NUL, so "a\0x" and "a\0y" are both "a" to it.
     let loader_name = entry.name_raw.split(|&b| b == 0).next().unwrap_or_default();
     let mut hasher = DefaultHasher::new();
@@ -358,12 +362,27 @@ fn scan_entry(
             Severity::High,
             "zip.duplicate-name",
             format!(
-                "entry name {name:?} appears more than once; loaders disagree on which they open"
+                "entry name {:?} appears more than once; loaders disagree on which they open",
+                entry.name
             ),
             None,
         );
     }
-    let Some(header) = entry.header_offset.checked_add_signed(concat) else {
+}
+
+/// Checks and scans one entry; false once the decompressed budget is spent.
+fn scan_entry(
+    src: &mut dyn Source,
+    scan: &mut Scan<'_>,
+    state: &mut State,
+    index: u64,
+    entry: &Entry,
+) -> bool {
+    let name = entry.name.as_str();
+    check_path(scan, name, None);
+    check_duplicate(scan, &mut state.names, entry);
+    let file_len = state.file_len;
+    let Some(header) = entry.header_offset.checked_add_signed(state.concat) else {
         scan.unreadable(
             None,
             format!("entry {name:?}: local header offset out of range"),
@@ -405,6 +424,7 @@ fn scan_entry(
     if entry.compressed == 0 && entry.uncompressed == 0 {
         return true;
     }
+    let overlaps = state.overlapping.contains(&index);
     decode(src, scan, entry, data_start, available, overlaps)
 }
 
