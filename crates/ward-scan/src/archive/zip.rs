@@ -36,20 +36,44 @@ impl Analyzer for ZipAnalyzer {
             Ok(n) => n,
             Err(e) => return scan.unreadable(None, format!("cannot seek: {e}")),
         };
-        let dir = match find_directory(src, file_len) {
+        let raw = match find_directory(src, file_len) {
             Ok(dir) => dir,
             Err(e) => return scan.unreadable(Some(file_len), e),
         };
-        scan.count_bytes(dir.tail_bytes);
-        if dir.concat > 0 {
+        scan.count_bytes(raw.tail_bytes);
+        let zipfile = raw.adjusted();
+        match &zipfile {
+            Ok(dir) => {
+                if dir.concat > 0 {
+                    scan.finding(
+                        Severity::Low,
+                        "zip.prepended-data",
+                        format!("{} bytes precede the zip archive", dir.concat),
+                        Some(0),
+                    );
+                }
+                walk(src, scan, dir, file_len);
+            }
+            Err(e) => scan.unreadable(Some(raw.records_end), e.clone()),
+        }
+        // PyTorch's reader (miniz) takes the recorded offsets as they are; when they
+        // lead to another directory, that is what it loads.
+        if zipfile.as_ref().is_ok_and(|dir| dir.start == raw.start) || !raw.has_directory(src) {
+            return;
+        }
+        if zipfile.is_ok() {
             scan.finding(
-                Severity::Low,
-                "zip.prepended-data",
-                format!("{} bytes precede the zip archive", dir.concat),
-                Some(0),
+                Severity::High,
+                "zip.ambiguous-directory",
+                format!(
+                    "two central directories: zipfile reads the one at offset {}, PyTorch's reader the one at {}",
+                    zipfile.as_ref().map_or(0, |d| d.start),
+                    raw.start
+                ),
+                Some(raw.start),
             );
         }
-        walk(src, scan, &dir, file_len);
+        walk(src, scan, &raw, file_len);
     }
 }
 
@@ -59,10 +83,10 @@ pub fn has_central_directory(src: &mut dyn Source) -> bool {
     let Ok(file_len) = src.seek(SeekFrom::End(0)) else {
         return false;
     };
-    let Ok(dir) = find_directory(src, file_len) else {
+    let Ok(raw) = find_directory(src, file_len) else {
         return false;
     };
-    dir.size == 0 || read_at::<4>(src, dir.start).is_ok_and(|sig| &sig == CD_SIG)
+    raw.adjusted().is_ok_and(|dir| dir.has_directory(src)) || raw.has_directory(src)
 }
 
 const EOCD_SIG: &[u8; 4] = b"PK\x05\x06";
@@ -77,8 +101,9 @@ const LOCAL_SIG: &[u8; 4] = b"PK\x03\x04";
 const LOCAL_LEN: usize = 30;
 const COMMENT_MAX: u64 = 0xffff;
 
-/// Where the central directory is, as the loaders compute it.
-#[derive(Debug, PartialEq, Eq)]
+/// Where a central directory is: as recorded (PyTorch's miniz reader reads it there)
+/// or, after [`Directory::adjusted`], as zipfile computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Directory {
     /// Absolute offset of the central directory.
     start: u64,
@@ -91,6 +116,33 @@ struct Directory {
     concat: i64,
     /// Bytes read from the tail to find all this.
     tail_bytes: u64,
+    /// Where the end records (zip64 record, or the end record) begin.
+    records_end: u64,
+}
+
+impl Directory {
+    /// The directory as zipfile sees it: every offset shifted by the bytes that
+    /// precede the archive (`concat`: where the directory ends minus where the end
+    /// record says it ends).
+    fn adjusted(&self) -> Result<Directory, String> {
+        let claimed_end = self
+            .start
+            .checked_add(self.size)
+            .ok_or("central directory offset overflows")?;
+        let concat = i128::from(self.records_end) - i128::from(claimed_end);
+        let start = u64::try_from(i128::from(self.start) + concat)
+            .map_err(|_| "central directory would start before the file")?;
+        Ok(Directory {
+            start,
+            concat: i64::try_from(concat).map_err(|_| "central directory offset out of range")?,
+            ..*self
+        })
+    }
+
+    /// Whether a central directory (or an empty one) is where this view says.
+    fn has_directory(&self, src: &mut dyn Source) -> bool {
+        self.size == 0 || read_at::<4>(src, self.start).is_ok_and(|sig| &sig == CD_SIG)
+    }
 }
 
 fn find_directory(src: &mut dyn Source, file_len: u64) -> Result<Directory, String> {
@@ -115,6 +167,7 @@ fn find_directory(src: &mut dyn Source, file_len: u64) -> Result<Directory, Stri
         start: u64::from(le32(eocd, 16)),
         concat: 0,
         tail_bytes: tail_len,
+        records_end: eocd_pos,
     };
     let mut records_end = eocd_pos;
     if let Some(locator_pos) = eocd_pos.checked_sub(LOCATOR_LEN)
@@ -136,15 +189,7 @@ fn find_directory(src: &mut dyn Source, file_len: u64) -> Result<Directory, Stri
         records_end = pos;
         dir.tail_bytes += LOCATOR_LEN + EOCD64_LEN;
     }
-    let claimed_end = dir
-        .start
-        .checked_add(dir.size)
-        .ok_or("central directory offset overflows")?;
-    let concat = i128::from(records_end) - i128::from(claimed_end);
-    let start = i128::from(dir.start) + concat;
-    dir.concat = i64::try_from(concat).map_err(|_| "central directory offset out of range")?;
-    dir.start = u64::try_from(start)
-        .map_err(|_| "central directory would start before the file".to_owned())?;
+    dir.records_end = records_end;
     Ok(dir)
 }
 
@@ -910,6 +955,20 @@ pub(crate) mod tests {
             ..Limits::default()
         };
         check(&bomb, strict, &[], &["archive.bomb"]);
+    }
+
+    #[test]
+    fn both_loaders_views_of_the_directory_are_scanned() {
+        // Same-sized entries put both directories at offset 47 of their archives: the
+        // recorded offset leads miniz to the first, zipfile's adjusted one to the second.
+        let hidden = zip(&[stored("evil", PROBE)]);
+        let shown = zip(&[stored("good", b"harmless pad!")]);
+        let report = scan(&[hidden.clone(), shown].concat());
+        assert_eq!(dispatched(&report), ["evil"], "{report:#?}");
+        assert_eq!(
+            rules(&report),
+            ["zip.prepended-data", "zip.ambiguous-directory"]
+        );
     }
 
     #[test]
