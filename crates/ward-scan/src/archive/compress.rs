@@ -268,46 +268,46 @@ pub fn sniff_lzma(head: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Write;
 
     use super::*;
     use crate::Limits;
     use crate::archive::testing::{PROBE, dispatched, rules, scan, scan_with};
 
-    fn gzip(data: &[u8]) -> Vec<u8> {
+    pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(data).unwrap();
         enc.finish().unwrap()
     }
 
-    fn zlib(data: &[u8]) -> Vec<u8> {
+    pub(crate) fn zlib(data: &[u8]) -> Vec<u8> {
         let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(data).unwrap();
         enc.finish().unwrap()
     }
 
-    fn bzip2(data: &[u8]) -> Vec<u8> {
+    pub(crate) fn bzip2(data: &[u8]) -> Vec<u8> {
         let mut enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
         enc.write_all(data).unwrap();
         enc.finish().unwrap()
     }
 
-    fn xz(data: &[u8]) -> Vec<u8> {
+    pub(crate) fn xz(data: &[u8]) -> Vec<u8> {
         let mut enc =
             lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
         enc.write_all(data).unwrap();
         enc.finish().unwrap()
     }
 
-    fn lzma(data: &[u8]) -> Vec<u8> {
+    pub(crate) fn lzma(data: &[u8]) -> Vec<u8> {
         let options = lzma_rust2::LzmaOptions::default();
         let mut enc = lzma_rust2::LzmaWriter::new_use_header(Vec::new(), &options, None).unwrap();
         enc.write_all(data).unwrap();
         enc.finish().unwrap()
     }
 
-    fn zstd(data: &[u8]) -> Vec<u8> {
+    pub(crate) fn zstd(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         ruzstd::encoding::compress(data, &mut out, ruzstd::encoding::CompressionLevel::Fastest);
         out

@@ -369,15 +369,20 @@ mod tests {
     fn damaged_archives_never_panic() {
         use crate::archive::tar::tests::{member, tar};
         use crate::archive::zip::tests::{stored, zip};
-        use std::io::Write;
         let probe = testing::PROBE;
         let tar_bytes = tar(&[member("a", b'0', "", probe), member("l", b'2', "../x", b"")]);
         let zip_bytes = zip(&[stored("a", probe), stored("t.tar", &tar_bytes)]);
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&zip_bytes).unwrap();
-        let gz_bytes = gz.finish().unwrap();
+        use crate::archive::compress::tests as c;
+        let streams = [
+            c::gzip(&zip_bytes),
+            c::zlib(&tar_bytes),
+            c::zstd(&tar_bytes),
+            c::bzip2(&tar_bytes),
+            c::xz(&tar_bytes),
+            c::lzma(&tar_bytes),
+        ];
         let mut state = 0x2545_f491_4f6c_dd1du64;
-        for original in [zip_bytes, tar_bytes, gz_bytes] {
+        for original in [zip_bytes, tar_bytes].into_iter().chain(streams) {
             for cut in (0..original.len()).step_by(7) {
                 testing::scan(&original[..cut]);
             }
