@@ -31,6 +31,8 @@ pub enum Format {
     Xz,
     /// Raw `.lzma` ("LZMA alone") data (joblib `.lzma`).
     Lzma,
+    /// LZ4 frames (joblib `.lz4`).
+    Lz4,
     /// A NumPy `.npy` array.
     Numpy,
     /// HDF5 (Keras H5 models).
@@ -63,6 +65,7 @@ impl Format {
             Format::Bzip2 => "bzip2",
             Format::Xz => "xz",
             Format::Lzma => "lzma",
+            Format::Lz4 => "lz4",
             Format::Numpy => "numpy",
             Format::Hdf5 => "hdf5",
             Format::Json => "json",
@@ -96,6 +99,7 @@ pub fn detect(head: &[u8]) -> Format {
         (b"\x28\xb5\x2f\xfd", Format::Zstd),
         (b"7z\xbc\xaf\x27\x1c", Format::SevenZip),
         (b"\xfd7zXZ\x00", Format::Xz),
+        (b"\x04\x22\x4d\x18", Format::Lz4),
         (b"\x93NUMPY", Format::Numpy),
         (b"\x89HDF\r\n\x1a\n", Format::Hdf5),
         (b"GGUF", Format::Gguf),

@@ -99,6 +99,7 @@ fn analyzer(format: Format) -> Option<&'static dyn Analyzer> {
         Format::Bzip2 => &archive::compress::Bzip2Analyzer,
         Format::Xz => &archive::compress::XzAnalyzer,
         Format::Lzma => &archive::compress::LzmaAnalyzer,
+        Format::Lz4 => &archive::compress::Lz4Analyzer,
         Format::Numpy => &formats::numpy::NumpyAnalyzer,
         Format::Hdf5 => &formats::keras::H5Analyzer,
         Format::Json => &formats::keras::JsonConfigAnalyzer,

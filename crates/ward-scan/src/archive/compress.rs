@@ -1,5 +1,5 @@
-//! Compressed streams: gzip, zlib, Zstandard, bzip2, xz and LZMA (the compressors
-//! joblib offers); the decompressed data is scanned as one member, streamed.
+//! Compressed streams: gzip, zlib, Zstandard, bzip2, xz, LZMA and LZ4 (the
+//! compressors joblib offers); the decompressed data is scanned as one member, streamed.
 
 use std::io::{self, Read};
 
@@ -22,6 +22,8 @@ pub struct Bzip2Analyzer;
 pub struct XzAnalyzer;
 /// Raw `.lzma` ("LZMA alone") streams (joblib `.lzma`).
 pub struct LzmaAnalyzer;
+/// LZ4 frames (joblib `.lz4`), all frames concatenated.
+pub struct Lz4Analyzer;
 
 /// The codecs, each read through one streaming decoder.
 #[derive(Clone, Copy)]
@@ -32,6 +34,7 @@ enum Codec {
     Bzip2,
     Xz,
     Lzma,
+    Lz4,
 }
 
 impl Codec {
@@ -44,6 +47,7 @@ impl Codec {
             Codec::Bzip2 => "<bzip2>",
             Codec::Xz => "<xz>",
             Codec::Lzma => "<lzma>",
+            Codec::Lz4 => "<lz4>",
         }
     }
 
@@ -63,6 +67,9 @@ impl Codec {
                 LzmaReader::new_mem_limit(input, memory_kb(scan), None)
                     .map_err(|e| e.to_string())?,
             ),
+            Codec::Lz4 => Box::new(Lz4Frames(lz4_flex::frame::FrameDecoder::new(Peek::new(
+                input,
+            )))),
         })
     }
 
@@ -106,6 +113,7 @@ stream_analyzer!(ZstdAnalyzer, Zstd);
 stream_analyzer!(Bzip2Analyzer, Bzip2);
 stream_analyzer!(XzAnalyzer, Xz);
 stream_analyzer!(LzmaAnalyzer, Lzma);
+stream_analyzer!(Lz4Analyzer, Lz4);
 
 /// The decoder memory limit in KiB, as the LZMA decoders take it.
 fn memory_kb(scan: &Scan<'_>) -> u32 {
@@ -153,6 +161,21 @@ impl<R: Read> Read for ZstdFrames<R> {
             let next = StreamingDecoder::new_with_max_window_size(input, self.window_max)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
             self.current = Some(next);
+        }
+    }
+}
+
+/// Concatenated LZ4 frames read as one stream, as Python's `lz4.frame` reads them.
+struct Lz4Frames<R: Read>(lz4_flex::frame::FrameDecoder<Peek<R>>);
+
+impl<R: Read> Read for Lz4Frames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.0.read(buf)?;
+            // Each pass consumes at least a frame header, so this ends with the input.
+            if n > 0 || buf.is_empty() || self.0.get_mut().at_end()? {
+                return Ok(n);
+            }
         }
     }
 }
@@ -307,6 +330,12 @@ pub(crate) mod tests {
         enc.finish().unwrap()
     }
 
+    pub(crate) fn lz4(data: &[u8]) -> Vec<u8> {
+        let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
     pub(crate) fn zstd(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         ruzstd::encoding::compress(data, &mut out, ruzstd::encoding::CompressionLevel::Fastest);
@@ -337,6 +366,8 @@ pub(crate) mod tests {
             (lzma(PROBE), &["<lzma>"]),
             (gzip(&gzip(PROBE)), &["<gzip>!/<gzip>"]),
             (zstd(PROBE), &["<zstd>"]),
+            (lz4(PROBE), &["<lz4>"]),
+            ([lz4(b"\x93NU"), lz4(b"MPY\x01\x00")].concat(), &["<lz4>"]),
             // A tar split over two frames is read across them.
             (
                 [zstd(tar_head), zstd(tar_tail)].concat(),

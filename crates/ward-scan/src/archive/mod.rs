@@ -380,6 +380,7 @@ mod tests {
             c::bzip2(&tar_bytes),
             c::xz(&tar_bytes),
             c::lzma(&tar_bytes),
+            c::lz4(&tar_bytes),
         ];
         let mut state = 0x2545_f491_4f6c_dd1du64;
         for original in [zip_bytes, tar_bytes].into_iter().chain(streams) {
