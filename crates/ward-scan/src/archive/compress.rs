@@ -122,7 +122,7 @@ fn memory_kb(scan: &Scan<'_>) -> u32 {
 
 /// A Zstandard decoder over `input` that reads every frame, not only the first, with
 /// the window bounded by [`crate::Limits::decoder_memory_bytes_max`].
-pub(crate) fn zstd<'a, R: Read + 'a>(input: R, scan: &Scan<'_>) -> Result<ZstdFrames<R>, String> {
+pub(crate) fn zstd<R: Read>(input: R, scan: &Scan<'_>) -> Result<ZstdFrames<R>, String> {
     let window_max = scan.limits().decoder_memory_bytes_max;
     let decoder = StreamingDecoder::new_with_max_window_size(Peek::new(input), window_max)
         .map_err(|e| e.to_string())?;
