@@ -25,6 +25,14 @@ pub enum Format {
     Zstd,
     /// A 7z archive.
     SevenZip,
+    /// bzip2-compressed data (joblib `.bz2`).
+    Bzip2,
+    /// xz-compressed data (joblib `.xz`).
+    Xz,
+    /// Raw `.lzma` ("LZMA alone") data (joblib `.lzma`).
+    Lzma,
+    /// LZ4 frames (joblib `.lz4`).
+    Lz4,
     /// A NumPy `.npy` array.
     Numpy,
     /// HDF5 (Keras H5 models).
@@ -54,6 +62,10 @@ impl Format {
             Format::Zlib => "zlib",
             Format::Zstd => "zstd",
             Format::SevenZip => "seven-zip",
+            Format::Bzip2 => "bzip2",
+            Format::Xz => "xz",
+            Format::Lzma => "lzma",
+            Format::Lz4 => "lz4",
             Format::Numpy => "numpy",
             Format::Hdf5 => "hdf5",
             Format::Json => "json",
@@ -86,6 +98,8 @@ pub fn detect(head: &[u8]) -> Format {
         (b"\x1f\x8b", Format::Gzip),
         (b"\x28\xb5\x2f\xfd", Format::Zstd),
         (b"7z\xbc\xaf\x27\x1c", Format::SevenZip),
+        (b"\xfd7zXZ\x00", Format::Xz),
+        (b"\x04\x22\x4d\x18", Format::Lz4),
         (b"\x93NUMPY", Format::Numpy),
         (b"\x89HDF\r\n\x1a\n", Format::Hdf5),
         (b"GGUF", Format::Gguf),
@@ -96,6 +110,9 @@ pub fn detect(head: &[u8]) -> Format {
     if head.get(257..262) == Some(b"ustar") {
         return Format::Tar;
     }
+    if crate::archive::compress::sniff_bzip2(head) {
+        return Format::Bzip2;
+    }
     if crate::formats::safetensors::sniff(head) {
         return Format::Safetensors;
     }
@@ -104,6 +121,9 @@ pub fn detect(head: &[u8]) -> Format {
     }
     if crate::archive::compress::sniff_zlib(head) {
         return Format::Zlib;
+    }
+    if crate::archive::compress::sniff_lzma(head) {
+        return Format::Lzma;
     }
     if crate::formats::savedmodel::sniff(head) {
         return Format::SavedModel;

@@ -24,6 +24,12 @@ pub struct Limits {
     pub decompressed_bytes_max: u64,
     /// Decompressed / compressed size of one member beyond which it is a bomb.
     pub compression_ratio_max: u64,
+    /// Decompressed bytes of one member below which its ratio is not judged: a few
+    /// kilobytes of zeros legitimately compress a thousandfold.
+    pub compression_ratio_exempt_bytes: u64,
+    /// Memory one decoder may use for its window or dictionary (zstd window, LZMA/xz
+    /// dictionary, 7z headers); streams that declare more are not decoded.
+    pub decoder_memory_bytes_max: u64,
     /// Values on the pickle analyser's stack (including marks).
     pub pickle_stack_max: usize,
     /// Entries in the pickle memo.
@@ -57,6 +63,8 @@ impl Default for Limits {
             archive_depth_max: 8,
             decompressed_bytes_max: 64 << 30,
             compression_ratio_max: 1_000,
+            compression_ratio_exempt_bytes: 1 << 20,
+            decoder_memory_bytes_max: 256 << 20,
             pickle_stack_max: 1 << 20,
             pickle_memo_max: 1 << 20,
             pickle_ops_max: 1 << 30,
@@ -97,6 +105,10 @@ fn analyzer(format: Format) -> Option<&'static dyn Analyzer> {
         Format::Zlib => &archive::compress::ZlibAnalyzer,
         Format::Zstd => &archive::compress::ZstdAnalyzer,
         Format::SevenZip => &archive::sevenz::SevenZipAnalyzer,
+        Format::Bzip2 => &archive::compress::Bzip2Analyzer,
+        Format::Xz => &archive::compress::XzAnalyzer,
+        Format::Lzma => &archive::compress::LzmaAnalyzer,
+        Format::Lz4 => &archive::compress::Lz4Analyzer,
         Format::Numpy => &formats::numpy::NumpyAnalyzer,
         Format::Hdf5 => &formats::keras::H5Analyzer,
         Format::Json => &formats::keras::JsonConfigAnalyzer,
@@ -299,6 +311,15 @@ impl<'a> Scan<'a> {
             return false;
         }
         true
+    }
+
+    /// Decompressed bytes still allowed in this scan by [`Limits::decompressed_bytes_max`],
+    /// so a decoder can stop at the budget rather than after it.
+    pub fn decompressed_remaining(&self) -> u64 {
+        self.scanner
+            .limits
+            .decompressed_bytes_max
+            .saturating_sub(self.decompressed_bytes)
     }
 
     /// How deep in nested archives the scan is (0 for the file itself).
