@@ -4,5 +4,6 @@ pub mod gguf;
 pub mod keras;
 pub mod numpy;
 pub mod onnx;
+pub mod protobuf;
 pub mod safetensors;
 pub mod savedmodel;
