@@ -178,7 +178,9 @@ impl<'s> Reader<'s> {
                         if self.overrun.is_none() {
                             self.overrun = Some(PbError {
                                 offset: self.pos,
-                                reason: format!("field {number} of {len} bytes overruns its message"),
+                                reason: format!(
+                                    "field {number} of {len} bytes overruns its message"
+                                ),
                             });
                         }
                         end
@@ -352,7 +354,10 @@ mod tests {
         let cases: &[(Vec<u8>, &str)] = &[
             (vec![], ""),
             (int(1, 300), "1:0"),
-            ([int(1, 1), bytes(2, b"abc"), bytes(9, b"hello")].concat(), "1:0 2:2 9:2 hel"),
+            (
+                [int(1, 1), bytes(2, b"abc"), bytes(9, b"hello")].concat(),
+                "1:0 2:2 9:2 hel",
+            ),
             (vec![0x08], "err@1"),
             (vec![0x12, 0x05, b'a'], "2:2"),
             (vec![0x0b], "err@1"),

@@ -117,7 +117,11 @@ const OPS: &[(&str, Severity, &str)] = &[
     ("MatchingFiles", Severity::High, "lists files"),
     ("ImmutableConst", Severity::High, "maps a file into memory"),
     ("DebugIdentity", Severity::High, "writes to debug URLs"),
-    ("DebugIdentityV2", Severity::High, "writes debug events to files"),
+    (
+        "DebugIdentityV2",
+        Severity::High,
+        "writes debug events to files",
+    ),
     ("DebugIdentityV3", Severity::High, "writes to debug URLs"),
     ("CreateSummaryFileWriter", Severity::High, "writes files"),
     ("WriteRawProtoSummary", Severity::High, "writes files"),
@@ -129,7 +133,11 @@ const OPS: &[(&str, Severity, &str)] = &[
     ("TFRecordDatasetV2", Severity::Medium, "reads files"),
     ("TextLineDataset", Severity::Medium, "reads files"),
     ("FixedLengthRecordDataset", Severity::Medium, "reads files"),
-    ("FixedLengthRecordDatasetV2", Severity::Medium, "reads files"),
+    (
+        "FixedLengthRecordDatasetV2",
+        Severity::Medium,
+        "reads files",
+    ),
     ("WholeFileReader", Severity::Medium, "reads files"),
     ("WholeFileReaderV2", Severity::Medium, "reads files"),
     ("LoadAndRemapMatrix", Severity::Medium, "reads checkpoints"),
@@ -207,10 +215,7 @@ mod tests {
     fn function(name: &str, nodes: &[(&str, &str)]) -> Vec<u8> {
         let mut fields = vec![msg(1, &[bytes(1, name.as_bytes())])];
         for (n, op) in nodes {
-            fields.push(msg(
-                3,
-                &[bytes(1, n.as_bytes()), bytes(2, op.as_bytes())],
-            ));
+            fields.push(msg(3, &[bytes(1, n.as_bytes()), bytes(2, op.as_bytes())]));
         }
         msg(1, &fields)
     }
@@ -230,7 +235,12 @@ mod tests {
             .iter()
             .map(|f| format!("{} {} {}", f.severity, f.rule, f.message))
             .collect();
-        got.extend(report.unreadable.iter().map(|u| format!("unreadable {}", u.reason)));
+        got.extend(
+            report
+                .unreadable
+                .iter()
+                .map(|u| format!("unreadable {}", u.reason)),
+        );
         assert_eq!(got, expected);
     }
 
