@@ -95,6 +95,18 @@ impl<'s> Reader<'s> {
         }
     }
 
+    /// Reads `N` bytes (fixed-size fields; other binary headers such as GGUF's).
+    pub fn fixed<const N: usize>(&mut self) -> PbResult<[u8; N]> {
+        let mut b = [0u8; N];
+        match self.src.read_exact(&mut b) {
+            Ok(()) => {
+                self.pos += N as u64;
+                Ok(b)
+            }
+            Err(e) => self.err(format!("truncated: {e}")),
+        }
+    }
+
     /// Reads a base-128 varint (at most 10 bytes).
     pub fn varint(&mut self) -> PbResult<u64> {
         let mut value = 0u64;
@@ -129,16 +141,24 @@ impl<'s> Reader<'s> {
     /// Reads the bytes up to `end`, keeping at most `keep` of them (the rest are
     /// skipped).
     pub fn bytes(&mut self, end: u64, keep: usize) -> PbResult<Vec<u8>> {
+        let (out, res) = self.partial(end, keep);
+        res.map(|()| out)
+    }
+
+    /// Like [`Reader::bytes`], but hands back what was read even when the input ends
+    /// early, so that a truncated value can still be judged.
+    pub fn partial(&mut self, end: u64, keep: usize) -> (Vec<u8>, PbResult<()>) {
         let len = end.saturating_sub(self.pos);
         let take = len.min(keep as u64);
         let mut out = Vec::new();
-        match (&mut self.src).take(take).read_to_end(&mut out) {
-            Ok(n) if n as u64 == take => self.pos += take,
-            Ok(_) => return self.err("truncated string"),
-            Err(e) => return self.err(format!("read error: {e}")),
-        }
-        self.skip_to(end)?;
-        Ok(out)
+        let res = (&mut self.src).take(take).read_to_end(&mut out);
+        self.pos += out.len() as u64;
+        let res = match res {
+            Ok(n) if n as u64 == take => self.skip_to(end),
+            Ok(_) => self.err("truncated string"),
+            Err(e) => self.err(format!("read error: {e}")),
+        };
+        (out, res)
     }
 
     /// Reads a string field's payload (lossily decoded, at most `keep` bytes).
