@@ -48,6 +48,8 @@ pub struct Limits {
     pub gguf_items_max: u64,
     /// HDF5 object header blocks (first block plus continuations) read for one object.
     pub hdf5_header_blocks_max: u32,
+    /// Objects walked in one HDF5 global heap collection to find a string.
+    pub hdf5_heap_objects_max: u64,
 }
 
 impl Default for Limits {
@@ -67,6 +69,7 @@ impl Default for Limits {
             nesting_depth_max: 64,
             gguf_items_max: 1 << 24,
             hdf5_header_blocks_max: 256,
+            hdf5_heap_objects_max: 1 << 20,
         }
     }
 }
