@@ -264,6 +264,36 @@ mod tests {
         out
     }
 
+    /// A big-endian v3 file with one chat template.
+    fn big_endian_v3(template: &str) -> Vec<u8> {
+        let key = "tokenizer.chat_template";
+        let mut out = b"GGUF".to_vec();
+        out.extend(3u32.to_be_bytes());
+        out.extend(0u64.to_be_bytes());
+        out.extend(1u64.to_be_bytes());
+        out.extend((key.len() as u64).to_be_bytes());
+        out.extend(key.as_bytes());
+        out.extend(STRING.to_be_bytes());
+        out.extend((template.len() as u64).to_be_bytes());
+        out.extend(template.as_bytes());
+        out
+    }
+
+    /// A version 1 file (32-bit counts and lengths) with one chat template.
+    fn version1(template: &str) -> Vec<u8> {
+        let key = "tokenizer.chat_template";
+        let mut out = b"GGUF".to_vec();
+        out.extend(1u32.to_le_bytes());
+        out.extend(0u32.to_le_bytes());
+        out.extend(1u32.to_le_bytes());
+        out.extend((key.len() as u32).to_le_bytes());
+        out.extend(key.as_bytes());
+        out.extend(STRING.to_le_bytes());
+        out.extend((template.len() as u32).to_le_bytes());
+        out.extend(template.as_bytes());
+        out
+    }
+
     fn check(input: &[u8], expected: &[&str]) {
         let report = Scanner::default().scan(&mut Cursor::new(input.to_vec()));
         assert_eq!(report.format, Format::Gguf);
@@ -340,12 +370,44 @@ mod tests {
                 vec!["unreadable GGUF: unsupported GGUF version 9"],
             ),
             (
+                big_endian_v3("{{ lipsum.__globals__ }}"),
+                vec![
+                    "CRITICAL gguf.chat-template-injection GGUF chat template tokenizer.chat_template reaches Python internals: attribute chain on the Jinja global `lipsum`; `__globals__`",
+                ],
+            ),
+            (
+                version1("{{ ''.__class__ }}"),
+                vec![
+                    "CRITICAL gguf.chat-template-injection GGUF chat template tokenizer.chat_template reaches Python internals: `__class__`",
+                ],
+            ),
+            (
                 b"GGUF\x00\x00\x00\x03\x00".to_vec(),
                 vec!["unreadable GGUF: truncated: failed to fill whole buffer"],
             ),
         ];
         for (input, expected) in cases {
             check(&input, &expected);
+        }
+    }
+    #[test]
+    fn survives_garbage() {
+        // Every truncation and byte flip: never panics, always finishes.
+        let file = gguf(&[
+            ("a", ARRAY, string_array(&["x", "y"])),
+            (
+                "tokenizer.chat_template",
+                STRING,
+                string("{{ x.__class__ }}"),
+            ),
+        ]);
+        for cut in 0..file.len() {
+            let _ = Scanner::default().scan(&mut Cursor::new(file[..cut].to_vec()));
+        }
+        for i in 0..file.len() {
+            let mut bad = file.clone();
+            bad[i] ^= 0xff;
+            let _ = Scanner::default().scan(&mut Cursor::new(bad));
         }
     }
 }

@@ -231,7 +231,7 @@ impl File<'_> {
         let Some(size) = uint(prefix, i, width) else {
             return fail(at, "truncated object header");
         };
-        Ok((at + (i + width) as u64, size + 4))
+        Ok((at + (i + width) as u64, size.saturating_add(4)))
     }
 
     fn messages(

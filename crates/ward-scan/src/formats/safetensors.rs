@@ -434,4 +434,20 @@ mod tests {
             assert_eq!(sniff(input), *expected, "{input:02x?}");
         }
     }
+    #[test]
+    fn survives_garbage() {
+        // Every truncation and byte flip: never panics, always finishes.
+        let file = file(
+            r#"{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"__metadata__":{"k":"v"}}"#,
+            4,
+        );
+        for cut in 0..file.len() {
+            let _ = Scanner::default().scan(&mut Cursor::new(file[..cut].to_vec()));
+        }
+        for i in 0..file.len() {
+            let mut bad = file.clone();
+            bad[i] ^= 0xff;
+            let _ = Scanner::default().scan(&mut Cursor::new(bad));
+        }
+    }
 }

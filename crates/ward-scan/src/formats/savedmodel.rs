@@ -293,4 +293,20 @@ mod tests {
             assert_eq!(sniff(input), *expected, "{input:02x?}");
         }
     }
+    #[test]
+    fn survives_garbage() {
+        // Every truncation and byte flip: never panics, always finishes.
+        let file = saved_model(&[
+            node("r", "ReadFile"),
+            msg(2, &[function("f", &[("p", "PyFunc")])]),
+        ]);
+        for cut in 0..file.len() {
+            let _ = Scanner::default().scan(&mut Cursor::new(file[..cut].to_vec()));
+        }
+        for i in 0..file.len() {
+            let mut bad = file.clone();
+            bad[i] ^= 0xff;
+            let _ = Scanner::default().scan(&mut Cursor::new(bad));
+        }
+    }
 }
