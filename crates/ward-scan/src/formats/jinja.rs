@@ -21,7 +21,6 @@ const INTERNAL_ATTRS: &[&str] = &[
     "globals",
     "builtins",
     "popen",
-    "system",
     "import_module",
     "getattr",
     "check_output",
@@ -50,7 +49,10 @@ const GLOBALS: &[&str] = &[
 ];
 
 /// Callables a template has no business calling.
-const CALLS: &[&str] = &["eval", "exec", "popen", "getattr", "compile", "open"];
+/// (`system` only as a call: `ns.system` may well hold a system prompt.)
+const CALLS: &[&str] = &[
+    "eval", "exec", "popen", "getattr", "compile", "open", "system",
+];
 
 /// String literals that name process or module machinery.
 const LITERALS: &[&str] = &["popen", "subprocess", "check_output", "import_module"];
@@ -399,6 +401,8 @@ mod tests {
             ),
             ("{{ request|attr('application') }}", Some((c, "request"))),
             ("{{ x.popen('id') }}", Some((c, ".popen"))),
+            ("{{ x.system('id') }}", Some((c, "`system`"))),
+            ("{% set ns.system = message.content %}{{ ns.system }}", None),
             ("{{ ()|attr(name) }}", Some((Severity::High, "computed"))),
             ("{{ ('%c%c'|format(95,95)) }}", Some((Severity::High, "%c"))),
             ("{{ x|attr('title') }}", Some((Severity::Medium, "attr"))),

@@ -5,7 +5,14 @@
 //! and in `GraphDef.library` (2) as `FunctionDef.node_def` (3); a `NodeDef` names its
 //! op in field 2. Only those paths are read; constants (`NodeDef.attr`) and everything
 //! else are skipped by seeking.
+//!
+//! Keras layers saved in a SavedModel also carry their config as JSON: in
+//! `MetaGraphDef.object_graph_def` (7) -> `SavedObject` (1) -> `user_object` (4) ->
+//! `metadata` (3), and in the sibling `keras_metadata.pb` (a `SavedMetadata`: nodes
+//! (1) -> `metadata` (5)), which is recognised here too. Those configs go to the Keras
+//! checks, so a Lambda layer's bytecode is found in either place.
 
+use super::keras;
 use super::protobuf::{Field, LEN, PbResult, Reader, VARINT, input_len, walk_head};
 use crate::{Analyzer, Format, Scan, Severity, Source};
 
@@ -23,6 +30,8 @@ impl Analyzer for SavedModelAnalyzer {
         let keep = scan.limits().string_bytes_max;
         let res = r.each(end, &mut |r, f| match (f.number, f.wire) {
             (2, LEN) => meta_graph(r, f, scan, keep),
+            // keras_metadata.pb: SavedMetadata.nodes
+            (1, LEN) => keras_json(r, f, 5, scan),
             _ => Ok(()),
         });
         scan.count_bytes(r.pos());
@@ -32,11 +41,40 @@ impl Analyzer for SavedModelAnalyzer {
     }
 }
 
-/// `MetaGraphDef`: only `graph_def` (2) holds ops.
+/// `MetaGraphDef`: `graph_def` (2) holds ops, `object_graph_def` (7) Keras configs.
 fn meta_graph(r: &mut Reader<'_>, f: &Field, scan: &mut Scan<'_>, keep: usize) -> PbResult<()> {
     r.each(f.end, &mut |r, f| match (f.number, f.wire) {
         (2, LEN) => graph_def(r, f, scan, keep),
+        (7, LEN) => r.each(f.end, &mut |r, f| match (f.number, f.wire) {
+            (1, LEN) => r.each(f.end, &mut |r, f| match (f.number, f.wire) {
+                (4, LEN) => keras_json(r, f, 3, scan),
+                _ => Ok(()),
+            }),
+            _ => Ok(()),
+        }),
         _ => Ok(()),
+    })
+}
+
+/// A message whose field `number` is a Keras object's JSON config: judged as one.
+fn keras_json(r: &mut Reader<'_>, f: &Field, number: u64, scan: &mut Scan<'_>) -> PbResult<()> {
+    let max = scan.limits().header_bytes_max;
+    r.each(f.end, &mut |r, f| {
+        if (f.number, f.wire) != (number, LEN) {
+            return Ok(());
+        }
+        let at = r.pos();
+        let keep = usize::try_from(max).unwrap_or(usize::MAX);
+        let text = r.bytes(f.end, keep)?;
+        if (text.len() as u64) < f.end - at {
+            scan.unreadable(
+                Some(at),
+                "Keras metadata larger than limits.header_bytes_max",
+            );
+        } else if let Ok(config) = serde_json::from_slice(&text) {
+            keras::judge(scan, &config, at);
+        }
+        Ok(())
     })
 }
 
@@ -169,6 +207,18 @@ fn judge_op(op: &str) -> Option<(Severity, &'static str, &'static str)> {
 /// length-delimited fields 1–7). ONNX also starts `08 xx 12`, but its field 2 is the
 /// producer name, whose text does not parse as such fields.
 pub fn sniff(head: &[u8]) -> bool {
+    sniff_saved_model(head) || sniff_keras_metadata(head)
+}
+
+/// `keras_metadata.pb`: a `SavedMetadata` (field 1 messages) naming Keras identifiers.
+fn sniff_keras_metadata(head: &[u8]) -> bool {
+    const IDENTIFIER: &[u8] = b"_tf_keras_";
+    head.first() == Some(&0x0a)
+        && head.windows(IDENTIFIER.len()).any(|w| w == IDENTIFIER)
+        && walk_head(head, &mut |number, wire, _| (number, wire) == (1, LEN))
+}
+
+fn sniff_saved_model(head: &[u8]) -> bool {
     let mut fields = 0;
     let mut ok = true;
     let clean = walk_head(head, &mut |number, wire, payload| {
@@ -225,6 +275,31 @@ mod tests {
         [int(1, 1), msg(2, &[meta_info, msg(2, graph)])].concat()
     }
 
+    const LAMBDA: &str = r#"{"class_name": "Lambda", "config": {"name": "evil", "function": ["4wEAAA==", null, null], "function_type": "lambda"}}"#;
+
+    fn user_object(metadata: &str) -> Vec<u8> {
+        msg(
+            1,
+            &[msg(
+                4,
+                &[bytes(1, b"_tf_keras_layer"), bytes(3, metadata.as_bytes())],
+            )],
+        )
+    }
+
+    fn keras_metadata(metadata: &str) -> Vec<u8> {
+        msg(
+            1,
+            &[
+                msg(1, &[int(1, 1)]),
+                int(2, 3),
+                bytes(3, b"root.layer"),
+                bytes(4, b"_tf_keras_layer"),
+                bytes(5, metadata.as_bytes()),
+            ],
+        )
+    }
+
     /// Findings as "SEVERITY rule message" lines plus unreadable reasons.
     fn check(input: &[u8], expected: &[&str]) {
         assert!(sniff(input), "sniff");
@@ -279,12 +354,39 @@ mod tests {
     }
 
     #[test]
+    fn judges_keras_metadata() {
+        let meta_info = msg(1, &[bytes(4, b"serve")]);
+        let objects = msg(
+            7,
+            &[
+                user_object(r#"{"class_name": "Dense"}"#),
+                user_object(LAMBDA),
+            ],
+        );
+        let in_saved_model = [int(1, 1), msg(2, &[meta_info, objects])].concat();
+        let keras_pb = [
+            keras_metadata(r#"{"class_name": "Dense"}"#),
+            keras_metadata(LAMBDA),
+        ]
+        .concat();
+        let critical =
+            "CRITICAL keras.lambda Keras Lambda layer \"evil\" carries marshalled Python bytecode";
+        let cases: &[(&[u8], &[&str])] =
+            &[(&in_saved_model, &[critical]), (&keras_pb, &[critical])];
+        for (input, expected) in cases {
+            check(input, expected);
+        }
+    }
+
+    #[test]
     fn sniffs_by_structure() {
         let onnx = [int(1, 7), bytes(2, b"pytorch"), bytes(3, b"2.1")].concat();
         let cases: &[(&[u8], bool)] = &[
             (&saved_model(&[node("a", "Const")]), true),
             (&onnx, false),
             (&[int(1, 1), bytes(2, b"")].concat(), false),
+            (&keras_metadata("{}"), true),
+            (&msg(1, &[bytes(4, b"something")]), false),
             (b"\x08\x01", false),
             (b"hello world", false),
             (&[], false),
