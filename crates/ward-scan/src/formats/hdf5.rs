@@ -4,9 +4,12 @@
 //! global heap (variable-length strings, h5py's default for `str`).
 //!
 //! Only those structures are read, each bounded by the limits; datasets are never
-//! touched. Not read: dense attribute storage (a fractal heap, used when a group holds
-//! many or very large attributes) and shared (SOHM) attribute messages; both are
-//! reported as [`Event::Unsupported`] so that a caller can say what was not checked.
+//! touched. Dense attribute storage (a fractal heap, used when a group holds
+//! many or very large attributes) is read through its name index when that index is
+//! a single leaf and the heap unfiltered, which covers what h5py writes for a few
+//! dozen attributes; deeper indexes, huge heap objects and shared (SOHM) attribute
+//! messages are reported as [`Event::Unsupported`] so that a caller can say what was
+//! not checked.
 
 use std::io::{Read, SeekFrom};
 
@@ -288,16 +291,153 @@ impl File<'_> {
         Ok(())
     }
 
-    /// Attribute Info: a defined fractal heap address means dense attribute storage.
-    fn attribute_info(&self, data: &[u8], at: u64, visit: &mut dyn FnMut(Event)) {
+    /// Attribute Info: a defined fractal heap address means dense attribute storage,
+    /// read through its name index. What that reader does not support is reported.
+    fn attribute_info(&mut self, data: &[u8], at: u64, visit: &mut dyn FnMut(Event)) {
         let flags = *data.get(1).unwrap_or(&0);
         let heap_at = if flags & 1 != 0 { 4 } else { 2 };
-        if self.address(data, heap_at).is_some() {
+        let Some(heap) = self.address(data, heap_at) else {
+            return;
+        };
+        let res = match self.address(data, heap_at + self.o) {
+            Some(index) => self.dense(heap, index, visit),
+            None => fail(at, "no name index"),
+        };
+        if let Err(e) = res {
             visit(Event::Unsupported {
-                offset: at,
-                what: "attributes in dense storage (a fractal heap)".into(),
+                offset: e.offset,
+                what: format!(
+                    "dense attribute storage that could not be read ({})",
+                    e.reason
+                ),
             });
         }
+    }
+
+    /// Dense attributes: every record of the name index (a version 2 B-tree, read when
+    /// its root is a leaf) holds a fractal heap ID; each names an attribute message.
+    fn dense(&mut self, heap_at: u64, index_at: u64, visit: &mut dyn FnMut(Event)) -> H5Result<()> {
+        let heap = self.fractal_heap(heap_at)?;
+        let bt = self.read_at(index_at, (16 + self.o + self.l) as u64)?;
+        if !bt.starts_with(b"BTHD") {
+            return fail(index_at, "name index without BTHD");
+        }
+        let record = uint(&bt, 10, 2).unwrap_or(0) as usize;
+        let depth = uint(&bt, 12, 2).unwrap_or(0);
+        let root = self.address(&bt, 16);
+        let count = uint(&bt, 16 + self.o, 2).unwrap_or(0) as usize;
+        let Some(root) = root.filter(|_| count > 0) else {
+            return Ok(());
+        };
+        if depth != 0 {
+            return fail(
+                index_at,
+                format!("name index of depth {depth} (only leaf roots are read)"),
+            );
+        }
+        if record < heap.id_len {
+            return fail(index_at, "name index records shorter than heap IDs");
+        }
+        let leaf = self.read_at(root, (6 + record * count) as u64)?;
+        if !leaf.starts_with(b"BTLF") {
+            return fail(root, "name index leaf without BTLF");
+        }
+        for k in 0..count {
+            let Some(id) = leaf.get(6 + k * record..6 + k * record + heap.id_len) else {
+                break;
+            };
+            let (addr, end) = self.heap_object_at(&heap, id, root)?;
+            let message = self.read_at(addr, end - addr)?;
+            self.attribute(&message, addr, visit)?;
+        }
+        Ok(())
+    }
+
+    fn fractal_heap(&mut self, at: u64) -> H5Result<Heap> {
+        let (o, l) = (self.o, self.l);
+        let h = self.read_at(at, (26 + 3 * o + 12 * l) as u64)?;
+        if !h.starts_with(b"FRHP") {
+            return fail(at, "fractal heap without FRHP");
+        }
+        if uint(&h, 7, 2) != Some(0) {
+            return fail(at, "filtered (compressed) fractal heap");
+        }
+        let width_at = 14 + l + o + l + o + 8 * l;
+        let field = |off: usize, size: usize| uint(&h, width_at + off, size).unwrap_or(0);
+        let start = field(2, l);
+        let heap_bits = field(2 + 2 * l, 2);
+        let heap = Heap {
+            id_len: uint(&h, 5, 2).unwrap_or(0) as usize,
+            width: field(0, 2),
+            start,
+            max_direct: field(2 + l, l),
+            offset_len: heap_bits.div_ceil(8) as usize,
+            root: self.address(&h, width_at + 6 + 2 * l),
+            rows: field(6 + 2 * l + o, 2),
+        };
+        if heap.width == 0 || heap.start == 0 || heap.offset_len > 8 {
+            return fail(at, "implausible fractal heap geometry");
+        }
+        Ok(heap)
+    }
+
+    /// Where a managed object starts, and where its direct block ends.
+    fn heap_object_at(&mut self, heap: &Heap, id: &[u8], near: u64) -> H5Result<(u64, u64)> {
+        let kind = id.first().map(|b| (b >> 4) & 3);
+        if kind != Some(0) {
+            return fail(near, "huge or tiny heap object");
+        }
+        let offset = uint(id, 1, heap.offset_len).unwrap_or(0);
+        let Some(root) = heap.root else {
+            return fail(near, "fractal heap without a root block");
+        };
+        // A root direct block may have grown past the starting size; the file's end
+        // bounds it then.
+        let (block, block_offset, size) = if heap.rows == 0 {
+            (
+                root,
+                0,
+                heap.max_direct
+                    .max(heap.start)
+                    .min(self.len.saturating_sub(root)),
+            )
+        } else {
+            self.direct_block(heap, root, offset)?
+        };
+        let within = offset.checked_sub(block_offset).filter(|w| *w < size);
+        match within {
+            Some(w) => Ok((block + w, block + size)),
+            None => fail(block, format!("heap offset {offset} outside its block")),
+        }
+    }
+
+    /// Finds the direct block holding heap `offset` in a root indirect block.
+    fn direct_block(&mut self, heap: &Heap, root: u64, offset: u64) -> H5Result<(u64, u64, u64)> {
+        let head = 5 + self.o + heap.offset_len;
+        let (mut row_offset, mut size) = (0u64, heap.start);
+        for row in 0..heap.rows.min(64) {
+            if row >= 2 {
+                size = size.saturating_mul(2);
+            }
+            if size > heap.max_direct {
+                break;
+            }
+            let span = size.saturating_mul(heap.width);
+            if offset < row_offset.saturating_add(span) {
+                let col = (offset - row_offset) / size;
+                let entry = head as u64 + (row * heap.width + col) * self.o as u64;
+                let ib = self.read_at(root, entry + self.o as u64)?;
+                if !ib.starts_with(b"FHIB") {
+                    return fail(root, "indirect block without FHIB");
+                }
+                let Some(addr) = self.address(&ib, entry as usize) else {
+                    return fail(root, "heap object in an unallocated block");
+                };
+                return Ok((addr, row_offset + col * size, size));
+            }
+            row_offset = row_offset.saturating_add(span);
+        }
+        fail(root, "heap object in a nested indirect block")
     }
 
     fn attribute(&mut self, d: &[u8], at: u64, visit: &mut dyn FnMut(Event)) -> H5Result<()> {
@@ -411,6 +551,19 @@ impl File<'_> {
         }
         fail(at, format!("global heap object {index} not found"))
     }
+}
+
+/// The fractal heap geometry needed to find managed objects.
+struct Heap {
+    id_len: usize,
+    width: u64,
+    start: u64,
+    max_direct: u64,
+    /// Bytes of a heap offset in a heap ID.
+    offset_len: usize,
+    root: Option<u64>,
+    /// Rows in the root indirect block; 0 when the root is a direct block.
+    rows: u64,
 }
 
 fn slice_n(data: &[u8], from: u64, len: u64) -> Option<&[u8]> {

@@ -55,10 +55,12 @@ impl Analyzer for H5Analyzer {
                     scan.finding(
                         Severity::Medium,
                         "keras.h5-unread-attributes",
-                        format!("HDF5 root group holds {what}, which is not checked; a Keras config could hide there"),
+                        format!(
+                            "HDF5 root group holds {what}; a Keras config there is not checked"
+                        ),
                         Some(offset),
                     );
-                    scan.unreadable(Some(offset), format!("HDF5: {what} not read"));
+                    scan.unreadable(Some(offset), format!("HDF5: {what}"));
                 }
             }
         }

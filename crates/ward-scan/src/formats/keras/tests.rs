@@ -366,8 +366,8 @@ fn reads_h5_root_attributes() {
             v2,
             vec![
                 "MEDIUM keras.custom-object Keras config references my.losses.Focal (a custom object outside Keras)",
-                "MEDIUM keras.h5-unread-attributes HDF5 root group holds attributes in dense storage (a fractal heap), which is not checked; a Keras config could hide there",
-                "unreadable HDF5: attributes in dense storage (a fractal heap) not read",
+                "MEDIUM keras.h5-unread-attributes HDF5 root group holds dense attribute storage that could not be read (146-byte structure runs past the end of the file); a Keras config there is not checked",
+                "unreadable HDF5: dense attribute storage that could not be read (146-byte structure runs past the end of the file)",
             ],
         ),
         (
@@ -397,5 +397,42 @@ fn survives_garbage_h5() {
         let mut bad = file.clone();
         bad[i] ^= 0xff;
         let _ = Scanner::default().scan(&mut Cursor::new(bad));
+    }
+}
+
+#[test]
+fn reads_real_h5py_files() {
+    let lambda =
+        "CRITICAL keras.lambda Keras Lambda layer \"lambda\" carries marshalled Python bytecode";
+    let cases: &[(&[u8], &[&str])] = &[
+        (include_bytes!("fixtures/keras2_dense.h5"), &[]),
+        (include_bytes!("fixtures/keras2_lambda.h5"), &[lambda]),
+        (include_bytes!("fixtures/vlen_lambda.h5"), &[lambda]),
+        (include_bytes!("fixtures/latest_lambda.h5"), &[lambda]),
+        (
+            include_bytes!("fixtures/dense_storage_lambda.h5"),
+            &[lambda],
+        ),
+    ];
+    for (input, expected) in cases {
+        check(input, Format::Hdf5, expected);
+    }
+}
+
+#[test]
+fn survives_damaged_real_files() {
+    let files: [&[u8]; 2] = [
+        include_bytes!("fixtures/dense_storage_lambda.h5"),
+        include_bytes!("fixtures/vlen_lambda.h5"),
+    ];
+    for file in files {
+        for cut in (0..file.len()).step_by(7) {
+            let _ = Scanner::default().scan(&mut Cursor::new(file[..cut].to_vec()));
+        }
+        for i in 8..file.len() {
+            let mut bad = file.to_vec();
+            bad[i] ^= 0x55;
+            let _ = Scanner::default().scan(&mut Cursor::new(bad));
+        }
     }
 }
