@@ -287,7 +287,7 @@ pub fn sniff(head: &[u8]) -> bool {
         match (fields, number, wire) {
             (1, 1, VARINT) => head.get(1).is_some_and(|v| (1..=32).contains(v)),
             (1, _, _) => false,
-            (_, 2 | 3 | 4 | 6 | 7 | 8 | 14 | 20 | 25, LEN) | (_, 5, VARINT) => true,
+            (_, 2 | 3 | 4 | 6 | 7 | 8 | 14 | 20 | 25 | 26, LEN) | (_, 5, VARINT) => true,
             _ => false,
         }
     });
