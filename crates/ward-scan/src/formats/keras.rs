@@ -422,10 +422,18 @@ pub fn sniff_json(head: &[u8]) -> bool {
     if rest.next() != Some(&b'{') {
         return false;
     }
-    matches!(
-        rest.find(|b| !b.is_ascii_whitespace()),
-        Some(b'"' | b'}') | None
-    )
+    match rest.find(|b| !b.is_ascii_whitespace()) {
+        None => true,
+        // `{}`: an empty object, and nothing after it.
+        Some(b'}') => rest.all(|b| b.is_ascii_whitespace()),
+        // The first key: printable text up to its closing quote, then a colon.
+        Some(b'"') => match rest.find(|b| **b == b'"' || **b < 0x20) {
+            None => true,
+            Some(b'"') => matches!(rest.find(|b| !b.is_ascii_whitespace()), Some(b':') | None),
+            Some(_) => false,
+        },
+        Some(_) => false,
+    }
 }
 
 #[cfg(test)]

@@ -282,12 +282,18 @@ fn escapes(path: &str) -> Option<&'static str> {
 /// varint first, then only `ModelProto` fields with their wire types.
 pub fn sniff(head: &[u8]) -> bool {
     let mut fields = 0;
-    let clean = walk_head(head, &mut |number, wire, _| {
+    let clean = walk_head(head, &mut |number, wire, payload| {
         fields += 1;
         match (fields, number, wire) {
             (1, 1, VARINT) => head.get(1).is_some_and(|v| (1..=32).contains(v)),
             (1, _, _) => false,
-            (_, 2 | 3 | 4 | 6 | 7 | 8 | 14 | 20 | 25 | 26, LEN) | (_, 5, VARINT) => true,
+            // The names and doc string are text; a cut-off one must still be UTF-8 up
+            // to its last whole character.
+            (_, 2 | 3 | 4 | 6, LEN) => match std::str::from_utf8(payload) {
+                Ok(_) => true,
+                Err(e) => e.error_len().is_none(),
+            },
+            (_, 7 | 8 | 14 | 20 | 25 | 26, LEN) | (_, 5, VARINT) => true,
             _ => false,
         }
     });
@@ -448,6 +454,7 @@ mod tests {
             (&model(&[], &[]), true),
             (&[int(1, 7), bytes(2, b"tf2onnx")].concat(), true),
             (&[int(1, 7), int(9, 1)].concat(), false),
+            (&[int(1, 7), bytes(2, b"\xff\xfe")].concat(), false),
             (&[bytes(2, b"pytorch"), int(1, 7)].concat(), false),
             (b"\x08\x07", false),
             (b"{\"a\": 1}", false),

@@ -293,20 +293,17 @@ fn check_layout(tensors: &mut [Tensor<'_>], data_len: u64, scan: &mut Scan<'_>) 
 }
 
 /// Whether the first bytes look like safetensors: a plausible little-endian header
-/// length, then a JSON object opening with a key or closing at once.
+/// length, then (within that length) a JSON object opening with a key or empty.
 pub fn sniff(head: &[u8]) -> bool {
     let Some(len) = head.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
         return false;
     };
     let n = u64::from_le_bytes(len);
-    let next = head
-        .get(9..)
-        .unwrap_or_default()
-        .iter()
-        .find(|b| !b.is_ascii_whitespace());
-    (2..=100_000_000).contains(&n)
-        && head.get(8) == Some(&b'{')
-        && matches!(next, Some(b'"' | b'}') | None)
+    let json = head.get(8..).unwrap_or_default();
+    let json = json
+        .get(..usize::try_from(n).unwrap_or(usize::MAX))
+        .unwrap_or(json);
+    (2..=100_000_000).contains(&n) && json.first() == Some(&b'{') && super::keras::sniff_json(json)
 }
 
 #[cfg(test)]

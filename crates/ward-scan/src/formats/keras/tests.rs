@@ -142,6 +142,11 @@ fn sniffs_json() {
         (b"\xef\xbb\xbf{\"k\"", true),
         (b"[1, 2]", false),
         (b"{a}", false),
+        (b"{}\x00\x01", false),
+        (b"{\"key\"  : 1", true),
+        (b"{\"unfinished", true),
+        (b"{\"k\x01\": 1}", false),
+        (b"{\"k\" 1}", false),
         (b"", false),
     ];
     for (input, expected) in cases {
