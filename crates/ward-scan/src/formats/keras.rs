@@ -244,8 +244,15 @@ fn lambda(scan: &mut Scan<'_>, config: Option<&Value>, layer: &str, at: u64) {
     let kind = config
         .and_then(|c| c.get("function_type"))
         .and_then(Value::as_str);
+    // A function by name (Keras 2 `function_type: "function"`, Keras 3 a serialized
+    // function reference) rather than bytecode; the reference is judged on its own.
     let named = match (function, kind) {
-        (Some(Value::String(f)), Some("function")) => Some(f.as_str()),
+        (Some(Value::String(f)), Some("function")) => Some(f.clone()),
+        (Some(Value::Object(f)), _) if f.get("class_name") == Some(&Value::from("function")) => {
+            let module = f.get("module").and_then(Value::as_str).unwrap_or("?");
+            let name = f.get("config").and_then(Value::as_str).unwrap_or("?");
+            Some(format!("{module}.{name}"))
+        }
         _ => None,
     };
     match named {

@@ -63,6 +63,13 @@ fn judges_json_configs() {
             &["HIGH keras.lambda Keras Lambda layer \"l\" calls the Python function helper"],
         ),
         (
+            r#"{"class_name": "Lambda", "config": {"name": "l", "function": {"module": "builtins", "class_name": "function", "config": "exec"}}}"#,
+            &[
+                "HIGH keras.lambda Keras Lambda layer \"l\" calls the Python function builtins.exec",
+                "CRITICAL keras.denied-module Keras config references builtins.exec (a module that runs code)",
+            ],
+        ),
+        (
             r#"{"module": "builtins", "class_name": "function", "config": "eval", "registered_name": "function"}"#,
             &[
                 "CRITICAL keras.denied-module Keras config references builtins.eval (a module that runs code)",
