@@ -57,11 +57,24 @@ const CALLS: &[&str] = &[
 /// String literals that name process or module machinery.
 const LITERALS: &[&str] = &["popen", "subprocess", "check_output", "import_module"];
 
-/// Every concern in `template`, worst first, at most `max` of them.
+/// Every concern in `template`, worst first, at most `max` of them. Works on bytes
+/// (Jinja's syntax is ASCII) one block at a time, so memory stays near the template's
+/// own size.
 pub fn judge(template: &str, max: usize) -> Vec<Concern> {
     let mut out = Vec::new();
-    for region in code_regions(template) {
-        judge_region(&region, &mut out);
+    let t = template.as_bytes();
+    let mut i = 0;
+    while let (Some(&a), Some(&b)) = (t.get(i), t.get(i + 1)) {
+        if a != b'{' || !matches!(b, b'{' | b'%' | b'#') {
+            i += 1;
+            continue;
+        }
+        let close = if b == b'{' { b'}' } else { b };
+        let (toks, next) = tokenize(t, i + 2, close);
+        if b != b'#' {
+            judge_region(&toks, &mut out);
+        }
+        i = next;
     }
     let mut seen = std::collections::BTreeSet::new();
     out.retain(|c| seen.insert(c.clone()));
@@ -78,63 +91,40 @@ enum Tok {
     Num,
 }
 
-/// Tokens of each `{{ }}` / `{% %}` block (comments `{# #}` skipped).
-fn code_regions(t: &str) -> Vec<Vec<Tok>> {
-    let chars: Vec<char> = t.chars().collect();
-    let mut regions = Vec::new();
-    let mut i = 0;
-    while i + 1 < chars.len() {
-        let (Some(&a), Some(&b)) = (chars.get(i), chars.get(i + 1)) else {
-            break;
-        };
-        if a != '{' || !matches!(b, '{' | '%' | '#') {
-            i += 1;
-            continue;
-        }
-        let close = if b == '{' { '}' } else { b };
-        let (toks, next) = tokenize(&chars, i + 2, close);
-        if b != '#' {
-            regions.push(toks);
-        }
-        i = next;
-    }
-    regions
+fn ident_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
 }
 
-/// Tokenizes from `i` to the closer `close` followed by `}`; returns the tokens and
-/// the index after the closer (or the end).
-fn tokenize(chars: &[char], mut i: usize, close: char) -> (Vec<Tok>, usize) {
+/// Tokenizes a block from `i` to the closer `close` followed by `}` (comments `{# #}`
+/// are tokenized and dropped); returns the tokens and the index after the closer.
+fn tokenize(t: &[u8], mut i: usize, close: u8) -> (Vec<Tok>, usize) {
     let mut toks = Vec::new();
-    while let Some(&c) = chars.get(i) {
-        if c == close && chars.get(i + 1) == Some(&'}') {
+    while let Some(&c) = t.get(i) {
+        if c == close && t.get(i + 1) == Some(&b'}') {
             return (toks, i + 2);
         }
-        if c == '\'' || c == '"' {
-            let (s, next) = literal(chars, i + 1, c);
+        if c == b'\'' || c == b'"' {
+            let (s, next) = literal(t, i + 1, c);
             toks.push(Tok::Str(s));
             i = next;
-        } else if c.is_alphabetic() || c == '_' {
+        } else if ident_byte(c) && !c.is_ascii_digit() {
             let start = i;
-            while chars
-                .get(i)
-                .is_some_and(|c| c.is_alphanumeric() || *c == '_')
-            {
+            while t.get(i).copied().is_some_and(ident_byte) {
                 i += 1;
             }
-            toks.push(Tok::Ident(
-                chars.get(start..i).unwrap_or_default().iter().collect(),
-            ));
+            let id = t.get(start..i).unwrap_or_default();
+            toks.push(Tok::Ident(String::from_utf8_lossy(id).into_owned()));
         } else if c.is_ascii_digit() {
-            while chars
+            while t
                 .get(i)
-                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '.')
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.')
             {
                 i += 1;
             }
             toks.push(Tok::Num);
         } else {
-            if !c.is_whitespace() {
-                toks.push(Tok::Op(c));
+            if !c.is_ascii_whitespace() {
+                toks.push(Tok::Op(char::from(c)));
             }
             i += 1;
         }
@@ -142,68 +132,65 @@ fn tokenize(chars: &[char], mut i: usize, close: char) -> (Vec<Tok>, usize) {
     (toks, i)
 }
 
-/// Decodes a string literal starting after its quote; returns it and the index after
-/// the closing quote.
-fn literal(chars: &[char], mut i: usize, quote: char) -> (String, usize) {
-    let mut s = String::new();
-    while let Some(&c) = chars.get(i) {
+/// Decodes a string literal starting after its quote (Python escapes, as Jinja
+/// reads them); returns it and the index after the closing quote.
+fn literal(t: &[u8], mut i: usize, quote: u8) -> (String, usize) {
+    let mut s: Vec<u8> = Vec::new();
+    let push =
+        |s: &mut Vec<u8>, ch: char| s.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes());
+    while let Some(&c) = t.get(i) {
         i += 1;
         if c == quote {
-            return (s, i);
+            return (String::from_utf8_lossy(&s).into_owned(), i);
         }
-        if c != '\\' {
+        if c != b'\\' {
             s.push(c);
             continue;
         }
-        let Some(&e) = chars.get(i) else { break };
+        let Some(&e) = t.get(i) else { break };
         i += 1;
         let hex = |i: usize, n: usize| -> Option<char> {
-            let digits: String = chars.get(i..i + n)?.iter().collect();
-            char::from_u32(u32::from_str_radix(&digits, 16).ok()?)
+            let digits = std::str::from_utf8(t.get(i..i + n)?).ok()?;
+            char::from_u32(u32::from_str_radix(digits, 16).ok()?)
         };
         match e {
-            'x' | 'u' | 'U' => {
+            b'x' | b'u' | b'U' => {
                 let n = match e {
-                    'x' => 2,
-                    'u' => 4,
+                    b'x' => 2,
+                    b'u' => 4,
                     _ => 8,
                 };
                 if let Some(ch) = hex(i, n) {
-                    s.push(ch);
+                    push(&mut s, ch);
                     i += n;
                 }
             }
-            '0'..='7' => {
-                let mut v = e.to_digit(8).unwrap_or(0);
+            b'0'..=b'7' => {
+                let mut v = u32::from(e - b'0');
                 for _ in 0..2 {
-                    match chars.get(i).and_then(|c| c.to_digit(8)) {
+                    match t.get(i).filter(|d| (b'0'..=b'7').contains(d)) {
                         Some(d) => {
-                            v = v * 8 + d;
+                            v = v * 8 + u32::from(d - b'0');
                             i += 1;
                         }
                         None => break,
                     }
                 }
-                s.extend(char::from_u32(v));
+                push(&mut s, char::from_u32(v).unwrap_or('?'));
             }
-            'N' => {
-                let end = chars
-                    .get(i..)
-                    .and_then(|r| r.iter().position(|c| *c == '}'));
-                let name: String = end
-                    .and_then(|e| chars.get(i..i + e + 1))
-                    .unwrap_or_default()
-                    .iter()
-                    .collect();
-                i += name.chars().count();
-                s.push(if name.contains("LOW LINE") { '_' } else { '?' });
+            b'N' => {
+                let len = t.get(i..).and_then(|r| r.iter().position(|c| *c == b'}'));
+                let name = len.and_then(|n| t.get(i..i + n + 1)).unwrap_or_default();
+                i += name.len();
+                let low_line = name.windows(8).any(|w| w == b"LOW LINE");
+                s.push(if low_line { b'_' } else { b'?' });
             }
-            'n' => s.push('\n'),
-            't' => s.push('\t'),
+            b'n' => s.push(b'\n'),
+            b't' => s.push(b'\t'),
             other => s.push(other),
         }
     }
-    (s, i)
+    (String::from_utf8_lossy(&s).into_owned(), i)
 }
 
 fn judge_region(toks: &[Tok], out: &mut Vec<Concern>) {
