@@ -54,6 +54,15 @@ pub struct Limits {
     pub spool_bytes_max: u64,
     /// Findings kept per scan; the rest are counted in one final finding.
     pub findings_max: usize,
+    /// Nesting depth of protocol buffer messages (ONNX subgraphs, SavedModel
+    /// functions) and JSON values (Keras configs) the analysers descend into.
+    pub nesting_depth_max: u32,
+    /// Metadata entries read from one GGUF header, and items of one GGUF array.
+    pub gguf_items_max: u64,
+    /// HDF5 object header blocks (first block plus continuations) read for one object.
+    pub hdf5_header_blocks_max: u32,
+    /// Objects walked in one HDF5 global heap collection to find a string.
+    pub hdf5_heap_objects_max: u64,
 }
 
 impl Default for Limits {
@@ -74,6 +83,10 @@ impl Default for Limits {
             header_bytes_max: 64 << 20,
             spool_bytes_max: 16 << 30,
             findings_max: 1_000,
+            nesting_depth_max: 64,
+            gguf_items_max: 1 << 24,
+            hdf5_header_blocks_max: 256,
+            hdf5_heap_objects_max: 1 << 20,
         }
     }
 }
