@@ -56,6 +56,8 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     /// The audit log: checkpoints, sinks and alert rules.
     pub audit: ward_audit::AuditConfig,
+    /// Scanning: workers, rescans, the default scan policy, alerts and the scanner's limits.
+    pub scan: crate::scanning::ScanConfig,
 }
 
 /// A secret from configuration: never printed, never serialised back out.
@@ -152,6 +154,7 @@ impl Default for Config {
                 checkpoint_key_path: PathBuf::from("keys/audit-checkpoint.pem"),
                 ..ward_audit::AuditConfig::default()
             },
+            scan: crate::scanning::ScanConfig::default(),
         }
     }
 }

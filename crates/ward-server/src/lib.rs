@@ -32,6 +32,7 @@ pub mod error;
 pub mod gate;
 pub mod http;
 pub mod oci;
+pub mod scanning;
 pub mod serve;
 pub mod state;
 pub mod token_endpoint;
@@ -140,6 +141,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         audit: Arc::new(audit),
         audit_public_key: Arc::new(audit_public_key),
         signatures: Arc::new(gate::SignatureGate::default()),
+        scan_wake: Arc::new(scanning::ScanWake::default()),
     })
 }
 
@@ -374,6 +376,7 @@ pub struct Running {
     task: JoinHandle<()>,
     sweeper: JoinHandle<()>,
     refresher: JoinHandle<()>,
+    scanner: JoinHandle<()>,
 }
 
 impl Running {
@@ -383,6 +386,7 @@ impl Running {
         let _ = self.task.await;
         self.sweeper.abort();
         self.refresher.abort();
+        self.scanner.abort();
         self.state.meta.close().await;
     }
 
@@ -426,6 +430,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     });
     let sweeper = tokio::spawn(workers::run_upload_sweeper(state.clone()));
     let refresher = tokio::spawn(workers::run_access_refresher(state.clone()));
+    let scanner = tokio::spawn(scanning::run(state.clone()));
     tracing::info!(%local_addr, database = state.meta.backend_name(), "ward is serving");
     Ok(Running {
         local_addr,
@@ -434,5 +439,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         task,
         sweeper,
         refresher,
+        scanner,
     })
 }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub audit_public_key: Arc<String>,
     /// Signature verdicts of the pull and promotion gates.
     pub signatures: Arc<crate::gate::SignatureGate>,
+    /// Wakes the scan workers when new content is stored.
+    pub scan_wake: Arc<crate::scanning::ScanWake>,
 }
 
 /// Manifest content keyed by digest. Content under a digest never changes, so

@@ -117,6 +117,15 @@ impl BlobStore {
         })
     }
 
+    /// The file holding `key`, when the store is the local filesystem.
+    pub fn local_path(&self, key: &Path) -> Option<PathBuf> {
+        let root = self.local_root.as_ref()?;
+        Some(
+            key.parts()
+                .fold(root.clone(), |p, part| p.join(part.as_ref())),
+        )
+    }
+
     /// Writes small `bytes` to `key` in one call.
     pub async fn put(&self, key: &Path, bytes: Bytes) -> Result<(), BlobStoreError> {
         self.inner.put(key, bytes.into()).await?;

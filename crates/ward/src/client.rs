@@ -179,6 +179,15 @@ impl Registry {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok())),
             StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::FORBIDDEN => {
+                // A HEAD refusal has no body: ask for one byte to learn why.
+                let r = self
+                    .send(Method::GET, &format!("/v2/{repo}/blobs/{digest}"), |r| {
+                        r.header(reqwest::header::RANGE, "bytes=0-0")
+                    })
+                    .await?;
+                bail!("checking blob {digest}: {}", describe(r).await)
+            }
             _ => bail!("checking blob {digest}: {}", describe(r).await),
         }
     }

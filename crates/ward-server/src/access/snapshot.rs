@@ -70,6 +70,10 @@ pub struct Snapshot {
     pub robots: HashMap<String, RobotInfo>,
     /// The trust policy the signature gates enforce (None: no requirement).
     pub trust: Option<Arc<ward_sign::policy::CompiledPolicy>>,
+    /// Quarantined digests and why: refused to everyone, everywhere.
+    pub quarantined: HashMap<ward_core::Digest, String>,
+    /// Per-repository scan policies (others use `[scan] default_policy`).
+    pub scan_policies: HashMap<String, crate::scanning::ScanPolicy>,
 }
 
 static NO_LABELS: std::sync::LazyLock<Labels> = std::sync::LazyLock::new(Labels::default);
@@ -86,6 +90,8 @@ impl Snapshot {
             users: HashMap::new(),
             robots: HashMap::new(),
             trust: None,
+            quarantined: HashMap::new(),
+            scan_policies: HashMap::new(),
         }
     }
 
@@ -231,9 +237,25 @@ impl Snapshot {
                 Some(Arc::new(compiled))
             }
         };
+        let quarantined = meta
+            .quarantines()
+            .await?
+            .into_iter()
+            .map(|q| (q.digest, q.reason))
+            .collect();
+        let scan_policies =
+            crate::scanning::parse_policies(meta.scan_policies().await?).map_err(|reason| {
+                SnapshotError::Invalid {
+                    what: "scan policy",
+                    name: String::new(),
+                    reason,
+                }
+            })?;
         Ok(Snapshot {
             revision,
             trust,
+            quarantined,
+            scan_policies,
             authorizer: Authorizer::new(bindings, policies),
             immutability,
             labels,

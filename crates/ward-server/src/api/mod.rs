@@ -10,6 +10,7 @@
 mod admin;
 mod audit;
 mod repos;
+mod scans;
 
 use axum::Router;
 use axum::extract::{RawPathParams, Request, State};
@@ -107,6 +108,12 @@ routes! {
     PUT "/api/v1/trust-policy" => Registry(Action::ManageTrust), admin::put_trust_policy;
     GET "/api/v1/repositories/{*name}" => Repository(Action::ManageRepositories), repos::get_settings;
     PUT "/api/v1/repositories/{*name}" => Repository(Action::ManageRepositories), repos::put_settings;
+    GET "/api/v1/scans/{digest}" => Registry(Action::ManageScans), scans::get_scan;
+    POST "/api/v1/scans/{digest}" => Registry(Action::ManageScans), scans::rescan;
+    GET "/api/v1/scan-status/{*name}" => Repository(Action::Pull), scans::status;
+    GET "/api/v1/quarantines" => Registry(Action::Quarantine), scans::list_quarantines;
+    PUT "/api/v1/quarantines/{digest}" => Registry(Action::Quarantine), scans::quarantine;
+    POST "/api/v1/quarantines/{digest}/release" => Registry(Action::Quarantine), scans::release;
     GET "/api/v1/audit" => Registry(Action::ReadAudit), audit::query;
     GET "/api/v1/audit/export" => Registry(Action::ReadAudit), audit::export;
     GET "/api/v1/audit/status" => Registry(Action::ReadAudit), audit::status;

@@ -24,6 +24,16 @@ pub(super) struct SettingsBody {
     labels: Option<BTreeMap<String, String>>,
     /// Whether anyone may pull without signing in.
     public: Option<bool>,
+    /// The repository's scan policy; `null` returns it to the registry default.
+    #[serde(default, deserialize_with = "present")]
+    scan_policy: Option<Option<crate::scanning::ScanPolicy>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<crate::scanning::ScanPolicy>>, D::Error> {
+    Option::<crate::scanning::ScanPolicy>::deserialize(d).map(Some)
 }
 
 fn repository(state: &AppState, name: &str) -> ApiResult<RepositoryName> {
@@ -46,9 +56,13 @@ pub(super) async fn get_settings(
         .into_iter()
         .collect();
     let public = state.meta.public_pull(&repo).await?;
+    let snapshot = state.access.snapshot();
+    let own = snapshot.scan_policies.get(repo.as_str()).cloned();
+    let effective = crate::scanning::policy_for(&snapshot, &state.config.scan, repo.as_str());
     Ok(json(
         StatusCode::OK,
-        json!({"repository": repo.as_str(), "labels": labels, "public": public}),
+        json!({"repository": repo.as_str(), "labels": labels, "public": public,
+               "scan_policy": own, "effective_scan_policy": effective}),
     ))
 }
 
@@ -75,6 +89,17 @@ pub(super) async fn put_settings(
     }
     if let Some(public) = body.public {
         state.meta.set_public_pull(&repo, public).await?;
+    }
+    if let Some(policy) = &body.scan_policy {
+        let document = policy
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| ApiError::internal("encoding a scan policy", &e))?;
+        state
+            .meta
+            .put_scan_policy(repo.as_str(), document.as_deref())
+            .await?;
     }
     let headers = axum::http::HeaderMap::new();
     let event = audit::event(EventType::SettingChanged, Some(&caller), &headers)

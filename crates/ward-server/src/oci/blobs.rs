@@ -30,6 +30,7 @@ pub(super) async fn get(ctx: &Ctx, name: &str, digest: &str) -> ApiResult<Respon
         .blob_in_repository(&name, &digest)
         .await?
         .ok_or_else(|| blob_unknown(&digest))?;
+    crate::scanning::check_blob(ctx, &name, digest).await?;
     crate::gate::check_blob(ctx, &name, digest).await?;
     let range = byte_range(header_str(&ctx.headers, &header::RANGE), size);
     let common = [

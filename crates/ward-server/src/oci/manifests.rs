@@ -59,9 +59,16 @@ pub(super) async fn get(ctx: &Ctx, name: &str, reference: &str) -> ApiResult<Res
             ),
         ));
     }
-    if crate::gate::protects(ctx, &name) {
+    let signatures = crate::gate::protects(ctx, &name);
+    let scans = crate::scanning::gates(ctx, &name);
+    if signatures || scans {
         let bytes = content(ctx, &name, &meta).await?;
-        crate::gate::check_manifest(ctx, &name, &meta, &bytes).await?;
+        if scans {
+            crate::scanning::check_manifest(ctx, &name, &meta, &bytes).await?;
+        }
+        if signatures {
+            crate::gate::check_manifest(ctx, &name, &meta, &bytes).await?;
+        }
     }
     let tag = etag(&meta.digest);
     let headers = [
@@ -244,6 +251,7 @@ async fn store(
             return Err(refuse_immutable(ctx, name, &reason).await?);
         }
     }
+    crate::scanning::check_tagging(ctx, name, digest, &parsed.media_type, bytes, tags).await?;
     crate::gate::check_promotion(ctx, name, digest, &parsed.media_type, bytes, tags).await?;
     let outcome = ctx
         .state

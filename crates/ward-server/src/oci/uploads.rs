@@ -453,6 +453,7 @@ async fn single_request(
         .complete_upload(id, name, &digests[0], size, now_ms())
         .await?
     {
+        ctx.state.scan_wake.notify();
         Ok(())
     } else {
         Err(ApiError::upload_unknown())
@@ -483,6 +484,7 @@ async fn commit_session(
         .complete_upload(id, name, &digests[0], upload.size, now_ms())
         .await?
     {
+        ctx.state.scan_wake.notify();
         Ok(())
     } else {
         Err(ApiError::upload_unknown())

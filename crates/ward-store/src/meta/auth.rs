@@ -503,6 +503,7 @@ macro_rules! change {
         })
     };
 }
+pub(super) use change;
 
 /// Inside `change!`, the id of user `$name`, or a `NotFound` return.
 macro_rules! user_id {

@@ -11,6 +11,7 @@
 mod audit;
 mod auth;
 mod registry;
+mod scan;
 mod uploads;
 
 use std::str::FromStr;
@@ -29,6 +30,7 @@ pub use auth::{
 pub use registry::{
     ManifestMeta, NewManifest, PutManifestOutcome, Referrer, RepositoryPage, TagProtection,
 };
+pub use scan::{Quarantine, QuarantineSource, ScanJob, StoredScan};
 pub use uploads::{NewUpload, Upload, UploadChunk};
 
 /// Errors from the metadata store.
@@ -143,6 +145,17 @@ macro_rules! insert_blob_and_link {
             .bind($now)
             .execute(&mut *$tx)
             .await?;
+        // New content is queued for scanning in the transaction that makes it
+        // visible, so no blob can be served without having been queued.
+        sqlx::query(
+            "INSERT INTO scan_queue (digest, reason, enqueued_at, next_attempt_at) \
+             SELECT $1, 'push', $2, $2 WHERE NOT EXISTS (SELECT 1 FROM scan_results WHERE digest = $1) \
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind($digest.to_string())
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
         sqlx::query(
             "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (repository_id, digest) DO NOTHING",

@@ -56,6 +56,40 @@ enum What {
     /// The signature trust policy the pull and promotion gates enforce.
     #[command(subcommand)]
     Trust(TrustCmd),
+    /// Scan results and rescans.
+    #[command(subcommand)]
+    Scan(ScanCmd),
+    /// Quarantined artifacts: list, quarantine, release.
+    #[command(subcommand)]
+    Quarantine(QuarantineCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum ScanCmd {
+    /// Show a blob's stored scan result (or that it is queued).
+    Show { digest: String },
+    /// Queue a rescan of a blob now.
+    Rescan { digest: String },
+    /// Show the scan and quarantine state of an artifact (tag or digest).
+    Status { name: String, reference: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuarantineCmd {
+    /// List quarantined digests.
+    List,
+    /// Quarantine a manifest or blob digest in every repository.
+    Add {
+        digest: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a digest (needs the Admin role and a reason, kept in the audit log).
+    Release {
+        digest: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +214,22 @@ enum RepoCmd {
         name: String,
         #[arg(action = clap::ArgAction::Set)]
         public: bool,
+    },
+    /// Set a repository's scan policy (or `--default` to use the registry's).
+    ScanPolicy {
+        name: String,
+        /// Refuse pulls of content with a finding at or above this severity.
+        #[arg(long)]
+        block_at: Option<String>,
+        /// Quarantine content with a finding at or above this severity.
+        #[arg(long)]
+        quarantine_at: Option<String>,
+        /// Refuse pulls of content not scanned yet.
+        #[arg(long)]
+        block_unscanned: bool,
+        /// Remove the repository's own policy.
+        #[arg(long, conflicts_with_all = ["block_at", "quarantine_at", "block_unscanned"])]
+        default: bool,
     },
 }
 
@@ -500,11 +550,69 @@ async fn dispatch(api: &Api, what: What) -> Result<(Value, Option<&'static str>)
                     .await?,
                 )
             }
+            RepoCmd::ScanPolicy {
+                name,
+                block_at,
+                quarantine_at,
+                block_unscanned,
+                default,
+            } => {
+                let policy = if default {
+                    Value::Null
+                } else {
+                    json!({"block_severity": block_at.map(|s| s.to_uppercase()),
+                           "quarantine_severity": quarantine_at.map(|s| s.to_uppercase()),
+                           "block_unscanned": block_unscanned})
+                };
+                plain(
+                    api.call(
+                        M::PUT,
+                        &format!("/repositories/{}", repo_path(&name)),
+                        Some(json!({"scan_policy": policy})),
+                    )
+                    .await?,
+                )
+            }
             RepoCmd::Public { name, public } => plain(
                 api.call(
                     M::PUT,
                     &format!("/repositories/{}", repo_path(&name)),
                     Some(json!({"public": public})),
+                )
+                .await?,
+            ),
+        },
+        What::Scan(c) => match c {
+            ScanCmd::Show { digest } => {
+                plain(api.call(M::GET, &format!("/scans/{digest}"), None).await?)
+            }
+            ScanCmd::Rescan { digest } => {
+                plain(api.call(M::POST, &format!("/scans/{digest}"), None).await?)
+            }
+            ScanCmd::Status { name, reference } => plain(
+                api.call(
+                    M::GET,
+                    &format!("/scan-status/{}?reference={reference}", repo_path(&name)),
+                    None,
+                )
+                .await?,
+            ),
+        },
+        What::Quarantine(c) => match c {
+            QuarantineCmd::List => plain(api.call(M::GET, "/quarantines", None).await?),
+            QuarantineCmd::Add { digest, reason } => plain(
+                api.call(
+                    M::PUT,
+                    &format!("/quarantines/{digest}"),
+                    Some(json!({"reason": reason})),
+                )
+                .await?,
+            ),
+            QuarantineCmd::Release { digest, reason } => plain(
+                api.call(
+                    M::POST,
+                    &format!("/quarantines/{digest}/release"),
+                    Some(json!({"reason": reason})),
                 )
                 .await?,
             ),
