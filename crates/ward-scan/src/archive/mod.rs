@@ -2,8 +2,9 @@
 //!
 //! Shared here: [`Window`] (a stored member read in place, so a large tensor is sniffed
 //! and skipped, never copied), the metered decoding every compressed member goes through
-//! (decompressed budget and bomb ratio checked while streaming) and the path checks all
-//! archive formats apply to member names.
+//! (decompressed budget and bomb ratio checked while streaming, and the ratio of the
+//! sizes an archive declares checked up front) and the path checks all archive formats
+//! apply to member names.
 
 use std::cell::Cell;
 use std::io::{self, Read, Seek, SeekFrom};
