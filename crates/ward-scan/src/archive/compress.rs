@@ -84,6 +84,7 @@ impl Codec {
                     name,
                     &mut decoder,
                     Compressed::Counted(counter.clone()),
+                    None,
                     false,
                 );
             }
@@ -351,7 +352,7 @@ pub(crate) mod tests {
 
     #[test]
     fn compressed_streams_are_scanned_as_members() {
-        let two_members = [gzip(b"\x93NUMPY"), gzip(b"\x01\x00probe")].concat();
+        let two_members = [gzip(&PROBE[..5]), gzip(&PROBE[5..])].concat();
         let tar = crate::archive::tar::tests::tar(&[
             crate::archive::tar::tests::member("a", b'0', "", PROBE),
             crate::archive::tar::tests::member("b", b'0', "", PROBE),
@@ -367,7 +368,7 @@ pub(crate) mod tests {
             (gzip(&gzip(PROBE)), &["<gzip>!/<gzip>"]),
             (zstd(PROBE), &["<zstd>"]),
             (lz4(PROBE), &["<lz4>"]),
-            ([lz4(b"\x93NU"), lz4(b"MPY\x01\x00")].concat(), &["<lz4>"]),
+            ([lz4(&PROBE[..3]), lz4(&PROBE[3..])].concat(), &["<lz4>"]),
             // A tar split over two frames is read across them.
             (
                 [zstd(tar_head), zstd(tar_tail)].concat(),

@@ -2,8 +2,9 @@
 //!
 //! Shared here: [`Window`] (a stored member read in place, so a large tensor is sniffed
 //! and skipped, never copied), the metered decoding every compressed member goes through
-//! (decompressed budget and bomb ratio checked while streaming) and the path checks all
-//! archive formats apply to member names.
+//! (decompressed budget and bomb ratio checked while streaming, and the ratio of the
+//! sizes an archive declares checked up front) and the path checks all archive formats
+//! apply to member names.
 
 use std::cell::Cell;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -174,14 +175,27 @@ fn tripped(trip: Trip) -> io::Error {
 /// too (solid 7z blocks must be, to reach the next entry), still metered. False once
 /// the scan's decompressed budget is spent, or a drained member tripped a bound: the
 /// caller then stops decoding.
+///
+/// `declared` is the uncompressed size the archive's directory claims: judged against
+/// the ratio bound up front, because a member that is only sniffed (unrecognised data)
+/// is never decoded far enough for the streaming check to see a bomb. The streaming
+/// check stays for directories that lie.
 pub(crate) fn scan_decoded(
     scan: &mut Scan<'_>,
     name: &str,
     decoder: &mut dyn Read,
     compressed: Compressed,
+    declared: Option<u64>,
     drain: bool,
 ) -> bool {
     let limits = scan.limits();
+    let declared_bomb = declared.filter(|&size| {
+        size > limits.compression_ratio_exempt_bytes
+            && size
+                > compressed
+                    .bytes()
+                    .saturating_mul(limits.compression_ratio_max)
+    });
     let mut metered = Metered {
         inner: decoder,
         out: 0,
@@ -199,18 +213,22 @@ pub(crate) fn scan_decoded(
             format!("member {name:?} is corrupt; decoding stopped"),
         );
     }
-    if metered.tripped == Some(Trip::Ratio) {
-        let max = scan.limits().compression_ratio_max;
-        scan.finding(
-            Severity::High,
-            "archive.bomb",
-            format!(
-                "member {name:?} expands more than {max} times its compressed size \
-                 (limits.compression_ratio_max); read stopped after {} bytes",
-                metered.out
-            ),
-            None,
-        );
+    let max = scan.limits().compression_ratio_max;
+    let bomb = match (declared_bomb, metered.tripped) {
+        (Some(size), _) => Some(format!(
+            "member {name:?} declares {size} bytes from {} compressed, more than {max} times \
+             (limits.compression_ratio_max)",
+            metered.compressed.bytes()
+        )),
+        (None, Some(Trip::Ratio)) => Some(format!(
+            "member {name:?} expands more than {max} times its compressed size \
+             (limits.compression_ratio_max); read stopped after {} bytes",
+            metered.out
+        )),
+        _ => None,
+    };
+    if let Some(message) = bomb {
+        scan.finding(Severity::High, "archive.bomb", message, None);
     }
     scan.charge_decompressed(metered.out) && drained
 }
@@ -283,7 +301,7 @@ pub(crate) fn link_escapes(path: &str, target: &str) -> bool {
 pub(crate) mod testing {
     //! Helpers the archive tests share.
 
-    use crate::{Limits, Report, Scanner};
+    use crate::{Finding, Limits, Report, Scanner};
 
     /// Scans `bytes` with `limits`.
     pub fn scan_with(bytes: &[u8], limits: Limits) -> Report {
@@ -295,23 +313,34 @@ pub(crate) mod testing {
         scan_with(bytes, Limits::default())
     }
 
-    /// A member the stub analysers report as "not analysed yet" (NumPy magic), so the
-    /// tests can see which members were dispatched and under what name.
-    pub const PROBE: &[u8] = b"\x93NUMPY\x01\x00probe";
+    /// A member whose analysis leaves a trace naming it: a protocol-2 pickle that
+    /// imports `posix.system` (never run), so every member the archive code dispatches
+    /// shows up as a `pickle.denied-callable` finding located at its member chain.
+    pub const PROBE: &[u8] = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.";
 
-    /// The member chains of every member dispatched to an analyser, as `a!/b`.
+    /// Whether `finding` is the probe's trace.
+    fn is_probe(finding: &Finding) -> bool {
+        finding.rule == "pickle.denied-callable" && finding.message.contains("posix.system")
+    }
+
+    /// The member chains of every probe the scan reached and analysed, as `a!/b`.
     pub fn dispatched(report: &Report) -> Vec<String> {
         report
-            .unreadable
+            .findings
             .iter()
-            .filter(|u| u.reason == "not analysed yet")
-            .map(|u| u.location.members.join("!/"))
+            .filter(|f| is_probe(f))
+            .map(|f| f.location.members.join("!/"))
             .collect()
     }
 
-    /// Rule ids of the findings, in order.
+    /// Rule ids of the findings other than the probes' traces, in order.
     pub fn rules(report: &Report) -> Vec<String> {
-        report.findings.iter().map(|f| f.rule.clone()).collect()
+        report
+            .findings
+            .iter()
+            .filter(|f| !is_probe(f))
+            .map(|f| f.rule.clone())
+            .collect()
     }
 }
 

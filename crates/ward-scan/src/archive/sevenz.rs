@@ -106,11 +106,13 @@ fn decode_entries<R: std::io::Read + std::io::Seek>(
         // Per-entry packed sizes are unknown inside solid blocks; the whole file is
         // the conservative denominator for the ratio.
         let known = Compressed::Known(file_len);
-        Ok(if scan_decoded(scan, entry.name(), data, known, true) {
-            EntryDecision::Continue
-        } else {
-            EntryDecision::Stop
-        })
+        Ok(
+            if scan_decoded(scan, entry.name(), data, known, Some(entry.size()), true) {
+                EntryDecision::Continue
+            } else {
+                EntryDecision::Stop
+            },
+        )
     });
     match result {
         Ok(()) => {}

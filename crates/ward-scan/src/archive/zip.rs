@@ -451,14 +451,7 @@ fn scan_entry(
         );
         scan.unreadable(Some(file_len), format!("entry {name:?} is truncated"));
     }
-    if entry.encrypted() {
-        scan.finding(
-            Severity::Medium,
-            "zip.encrypted",
-            format!("entry {name:?} is encrypted and cannot be scanned"),
-            Some(header),
-        );
-        scan.unreadable(Some(header), format!("entry {name:?} is encrypted"));
+    if entry.encrypted() && !report_encrypted(scan, entry, header) {
         return true;
     }
     let available = data_end.min(file_len).saturating_sub(data_start);
@@ -471,6 +464,40 @@ fn scan_entry(
     }
     let overlaps = state.overlapping.contains(&index);
     decode(src, scan, entry, data_start, available, overlaps)
+}
+
+/// Reports an entry flagged as encrypted; true when its bytes should be scanned
+/// anyway. Only AES (method 99) is surely ciphertext: PyTorch's reader ignores the
+/// traditional encryption flag (GHSA-w8jq-xcqf-f792), so a flagged entry may hold a
+/// clear payload that the loader reads and a flag-respecting scanner would skip. A
+/// stored one is read as is (HIGH); a compressed one decodes only if it is in clear.
+fn report_encrypted(scan: &mut Scan<'_>, entry: &Entry, header: u64) -> bool {
+    let name = entry.name.as_str();
+    if entry.method == 99 {
+        scan.finding(
+            Severity::Medium,
+            "zip.encrypted",
+            format!("entry {name:?} is AES-encrypted and cannot be scanned"),
+            Some(header),
+        );
+        scan.unreadable(Some(header), format!("entry {name:?} is encrypted"));
+        return false;
+    }
+    let (severity, how) = if entry.method == 0 {
+        (Severity::High, "stored")
+    } else {
+        (Severity::Medium, "compressed")
+    };
+    scan.finding(
+        severity,
+        "zip.encrypted",
+        format!(
+            "entry {name:?} has the encryption flag set but is {how}: loaders that ignore \
+             the flag (PyTorch) read its bytes as they are; scanned anyway"
+        ),
+        Some(header),
+    );
+    true
 }
 
 /// Reads the local header at `header` as zipfile does: signature, name and extra
@@ -542,7 +569,17 @@ fn decode(
         return true;
     }
     match open(src, scan, entry, start, len) {
-        Ok(mut reader) => scan_decoded(scan, name, &mut reader, Compressed::Known(len), false),
+        Ok(mut reader) => {
+            let declared = Some(entry.uncompressed);
+            scan_decoded(
+                scan,
+                name,
+                &mut reader,
+                Compressed::Known(len),
+                declared,
+                false,
+            )
+        }
         Err(e) => {
             scan.unreadable(Some(start), format!("entry {name:?}: {e}"));
             true
@@ -712,6 +749,8 @@ pub(crate) mod tests {
         local_name: Option<&'static str>,
         offset: Option<u32>,
         unix_mode: Option<u32>,
+        /// Declared uncompressed size; `None` declares the stored bytes' length.
+        uncompressed: Option<u32>,
     }
 
     pub(crate) fn stored(name: &'static str, data: &[u8]) -> E {
@@ -723,6 +762,7 @@ pub(crate) mod tests {
             local_name: None,
             offset: None,
             unix_mode: None,
+            uncompressed: None,
         }
     }
 
@@ -732,6 +772,7 @@ pub(crate) mod tests {
         E {
             method: 8,
             data: enc.finish().unwrap(),
+            uncompressed: Some(data.len() as u32),
             ..stored(name, data)
         }
     }
@@ -757,7 +798,8 @@ pub(crate) mod tests {
             for v in [20, e.flags, e.method, 0, 0] {
                 u16le(&mut body, v);
             }
-            for v in [0, e.data.len() as u32, e.data.len() as u32] {
+            let size = e.uncompressed.unwrap_or(e.data.len() as u32);
+            for v in [0, e.data.len() as u32, size] {
                 u32le(&mut body, v);
             }
             u16le(&mut body, name.len() as u16);
@@ -772,7 +814,8 @@ pub(crate) mod tests {
             for v in [made_by, 20, e.flags, e.method, 0, 0] {
                 u16le(&mut body, v);
             }
-            for v in [0, e.data.len() as u32, e.data.len() as u32] {
+            let size = e.uncompressed.unwrap_or(e.data.len() as u32);
+            for v in [0, e.data.len() as u32, size] {
                 u32le(&mut body, v);
             }
             for v in [e.name.len() as u16, 0, 0, 0, 0] {
@@ -844,6 +887,11 @@ pub(crate) mod tests {
             flags: 1,
             ..stored("secret.pkl", PROBE)
         };
+        let aes = E {
+            flags: 1,
+            method: 99,
+            ..stored("aes.pkl", PROBE)
+        };
         let renamed = E {
             local_name: Some("other.pkl"),
             ..stored("data.pkl", PROBE)
@@ -897,7 +945,8 @@ pub(crate) mod tests {
                 &["zip.duplicate-name"],
             ),
             (zip(&[renamed]), &["data.pkl"], &["zip.header-mismatch"]),
-            (zip(&[encrypted]), &[], &["zip.encrypted"]),
+            (zip(&[encrypted]), &["secret.pkl"], &["zip.encrypted"]),
+            (zip(&[aes]), &[], &["zip.encrypted"]),
             (
                 zip(&[stored("a", PROBE), aliased]),
                 &["a", "b"],
@@ -947,22 +996,39 @@ pub(crate) mod tests {
         ));
         check(&nested, Limits::default(), &["1.zip!/2.zip!/p"], &[]);
 
-        // A zip inside a deflated entry is spooled, so the whole entry is decoded.
-        let zeros = zip(&[stored("zeros", &vec![0u8; 8 << 20])]);
-        let bomb = zip(&[deflated("in.zip", &zeros)]);
+        // A zip inside a deflated entry is spooled, so the whole entry is decoded: the
+        // streaming check catches the bomb even when the directory lies about its size.
+        let zeros = vec![0u8; 8 << 20];
+        let in_zip = zip(&[stored("zeros", &zeros)]);
+        let lying = E {
+            uncompressed: None,
+            ..deflated("in.zip", &in_zip)
+        };
         let strict = Limits {
             compression_ratio_max: 100,
             ..Limits::default()
         };
-        check(&bomb, strict, &[], &["archive.bomb"]);
+        check(&zip(&[lying]), strict.clone(), &[], &["archive.bomb"]);
+        // Unrecognised data is only sniffed, never decoded in full: the declared sizes
+        // give the bomb away. One finding per member, even when both checks fire.
+        let sniffed = zip(&[deflated("zeros", &zeros), stored("p", PROBE)]);
+        check(&sniffed, strict.clone(), &["p"], &["archive.bomb"]);
+        check(
+            &zip(&[deflated("in.zip", &in_zip)]),
+            strict,
+            &[],
+            &["archive.bomb"],
+        );
+        check(&sniffed, Limits::default(), &["p"], &[]);
     }
 
     #[test]
     fn both_loaders_views_of_the_directory_are_scanned() {
-        // Same-sized entries put both directories at offset 47 of their archives: the
-        // recorded offset leads miniz to the first, zipfile's adjusted one to the second.
+        // Same-sized entries put both directories at the same offset of their archives:
+        // the recorded offset leads miniz to the first, zipfile's adjusted one to the
+        // second.
         let hidden = zip(&[stored("evil", PROBE)]);
-        let shown = zip(&[stored("good", b"harmless pad!")]);
+        let shown = zip(&[stored("good", &vec![b'.'; PROBE.len()])]);
         let report = scan(&[hidden.clone(), shown].concat());
         assert_eq!(dispatched(&report), ["evil"], "{report:#?}");
         assert_eq!(

@@ -292,8 +292,13 @@ fn check_layout(tensors: &mut [Tensor<'_>], data_len: u64, scan: &mut Scan<'_>) 
     }
 }
 
-/// Whether the first bytes look like safetensors: a plausible little-endian header
-/// length, then (within that length) a JSON object opening with a key or empty.
+/// Whether the first bytes look like safetensors: a little-endian header length, then
+/// (within that length) a JSON object opening with a key or empty.
+///
+/// The length is not compared with the file: one that runs past the end is what the
+/// analyser must report (`safetensors.header-length`), not a reason to call the file
+/// unknown. Its two top bytes must be zero (under 256 TiB), which keeps text such as
+/// a JSON document with an object at offset 8 from passing for safetensors.
 pub fn sniff(head: &[u8]) -> bool {
     let Some(len) = head.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
         return false;
@@ -303,7 +308,7 @@ pub fn sniff(head: &[u8]) -> bool {
     let json = json
         .get(..usize::try_from(n).unwrap_or(usize::MAX))
         .unwrap_or(json);
-    (2..=100_000_000).contains(&n) && json.first() == Some(&b'{') && super::keras::sniff_json(json)
+    (2..1 << 48).contains(&n) && json.first() == Some(&b'{') && super::keras::sniff_json(json)
 }
 
 #[cfg(test)]
@@ -406,6 +411,12 @@ mod tests {
                 ],
             ),
             (
+                [&(1u64 << 30).to_le_bytes()[..], b"{\"a\":{}}"].concat(),
+                vec![
+                    "HIGH safetensors.header-length safetensors header length 1073741824 exceeds the file (16 bytes)",
+                ],
+            ),
+            (
                 [&9u64.to_le_bytes()[..], b"{}"].concat(),
                 vec![
                     "HIGH safetensors.header-length safetensors header length 9 exceeds the file (10 bytes)",
@@ -423,6 +434,15 @@ mod tests {
             (&file("{\"a\":{}}", 0), true),
             (&file("{}", 0), true),
             (&file("[1]", 0), false),
+            (
+                &[&(1u64 << 30).to_le_bytes()[..], b"{\"a\":{}}"].concat(),
+                true,
+            ),
+            (
+                &[&(1u64 << 48).to_le_bytes()[..], b"{\"a\":{}}"].concat(),
+                false,
+            ),
+            (b"{\"data\":{\"x\": 1}}", false),
             (b"\x80\x02}q\x00", false),
             (&[0xffu8; 16], false),
             (b"", false),

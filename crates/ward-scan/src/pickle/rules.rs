@@ -121,7 +121,32 @@ const DENY: &[(&str, Severity, &str)] = &[
     ("torch.load", C, LOAD),
     ("torch.serialization", C, LOAD),
     ("torch.storage._load_from_bytes", C, LOAD),
+    ("torch.save", H, FILES),
     ("torch.hub", C, EXEC),
+    // torch.utils entry points that run processes, code or loaders.
+    ("torch.utils.collect_env", C, SHELL),
+    ("torch.utils.bottleneck", C, EXEC),
+    ("torch.utils.benchmark", C, EXEC),
+    ("torch.utils.jit", C, EXEC),
+    ("torch.utils.model_zoo", C, LOAD),
+    ("torch.utils.show_pickle", C, LOAD),
+    ("torch.utils.checkpoint", C, CALLS),
+    ("torch.utils._pytree.tree_*", C, CALLS),
+    ("torch.utils.hipify", H, FILES),
+    ("torch.utils.file_baton", H, FILES),
+    ("torch.utils.tensorboard", H, FILES),
+    ("torch.multiprocessing", C, SHELL),
+    ("torch.testing", C, EXEC),
+    ("torch.export", C, LOAD),
+    ("torch._export", C, EXEC),
+    ("torch._ops", C, EXEC),
+    ("torch._jit_internal", C, EXEC),
+    ("torch._library", C, EXEC),
+    ("torch.func", C, CALLS),
+    ("torch.vmap", C, CALLS),
+    ("torch._functorch", C, CALLS),
+    ("torch.onnx", H, FILES),
+    ("torch.profiler", H, FILES),
     ("torch.jit", C, EXEC),
     ("torch.package", C, EXEC),
     ("torch.utils.cpp_extension", C, EXEC),
@@ -428,8 +453,75 @@ const ALIASES: &[(&str, &str)] = &[
 /// Dunder attributes reachable from a global that are part of normal pickles.
 const DUNDER_OK: &[&str] = &["__newobj__", "__newobj_ex__"];
 
-/// The qualified name with its module aliases resolved (`posix.system` → `os.system`).
+/// The qualified name with its module aliases resolved (`posix.system` → `os.system`)
+/// and, when an attribute hop lands on a denied callable, that callable: since protocol
+/// 4 the unpickler resolves a dotted name attribute by attribute, and a module's
+/// attribute named after a module usually is that module (`logging.os` is `os`,
+/// `codecs.builtins` is `builtins`), so `logging.os.system` is `os.system`.
 pub fn canonical(path: &str) -> String {
+    let direct = unaliased(path);
+    if judge(&direct) == Verdict::Allowed {
+        return direct;
+    }
+    let rank = |v: Verdict| match v {
+        Verdict::Denied(severity, _) => Some(severity),
+        _ => None,
+    };
+    let own = rank(judge(&direct));
+    let best = hops(&direct)
+        .filter_map(|hop| {
+            let hop = unaliased(hop);
+            rank(judge(&hop)).map(|severity| (severity, hop))
+        })
+        // Worst first; among equals the outermost hop (the first found) is kept.
+        .fold(
+            None::<(Severity, String)>,
+            |best, (severity, hop)| match best {
+                Some((b, _)) if b >= severity => best,
+                _ => Some((severity, hop)),
+            },
+        );
+    match best {
+        Some((severity, hop)) if own.is_none_or(|own| severity >= own) => hop,
+        _ => direct,
+    }
+}
+
+/// Attribute hops judged per name: bounds the work a long dotted name can cause.
+const HOPS_MAX: usize = 32;
+
+/// The suffixes of `path` that start at an attribute named like a module the deny-list
+/// or the alias table knows (`os.system` in `logging.os.system`), outermost first.
+fn hops(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('.')
+        .filter_map(|(dot, _)| path.get(dot + 1..))
+        .filter(|rest| {
+            let first = rest.split('.').next().unwrap_or_default();
+            module_roots().contains(first)
+        })
+        .take(HOPS_MAX)
+}
+
+/// First components of the deny patterns and aliases: the module names a hop may land on.
+fn module_roots() -> &'static std::collections::HashSet<&'static str> {
+    static ROOTS: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let first = |p: &'static str| {
+            p.split(['.', '*'])
+                .next()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(p)
+        };
+        DENY.iter()
+            .map(|(p, _, _)| first(p))
+            .chain(ALIASES.iter().map(|(a, _)| first(a)))
+            .collect()
+    })
+}
+
+/// `path` with its module alias resolved (the longest alias that is a prefix).
+fn unaliased(path: &str) -> String {
     let best = ALIASES
         .iter()
         .filter(|(alias, _)| {
@@ -534,7 +626,19 @@ mod tests {
             ("torch.cuda.HalfTensor", Verdict::Allowed),
             ("torch.serialization._get_layout", Verdict::Allowed),
             ("torch.serialization.load", Verdict::Denied(C, LOAD)),
-            ("torch.utils.collect_env.EvilTensor", Verdict::Unknown),
+            ("torch.utils.other.EvilTensor", Verdict::Unknown),
+            ("torch.utils.collect_env.run", Verdict::Denied(C, SHELL)),
+            ("torch.utils._pytree.tree_map", Verdict::Denied(C, CALLS)),
+            ("torch.multiprocessing.spawn", Verdict::Denied(C, SHELL)),
+            ("logging.os.system", Verdict::Denied(C, SHELL)),
+            ("logging.os", Verdict::Denied(H, FILES)),
+            ("codecs.builtins.exec", Verdict::Denied(C, EXEC)),
+            ("a.b.sys.modules", Verdict::Denied(C, IMPORT)),
+            ("os.path.os.system", Verdict::Denied(C, SHELL)),
+            ("x.posix.system", Verdict::Denied(C, SHELL)),
+            ("x.__builtin__.eval", Verdict::Denied(C, EXEC)),
+            ("codecs.builtins", Verdict::Unknown),
+            ("collections.OrderedDict.os", Verdict::Denied(H, FILES)),
             ("torch.Evil.Storage", Verdict::Unknown),
             ("copy_reg._reconstructor", Verdict::Allowed),
             ("copyreg.__newobj__", Verdict::Allowed),

@@ -262,7 +262,43 @@ fn resolved_names() {
         .str("ls")
         .op(b'o')
         .stop();
+    // STACK_GLOBAL `logging` `os.system`: the dotted name hops through logging.os.
+    let dotted_hop = P::proto(4)
+        .str("logging")
+        .str("os.system")
+        .op(0x93)
+        .str("id")
+        .op(0x85)
+        .op(b'R')
+        .stop();
+    // getattr(codecs.builtins, 'ex' + 'ec'): a module attribute that is builtins.
+    let attribute_module = P::proto(4)
+        .global("builtins", "getattr")
+        .str("codecs")
+        .str("builtins")
+        .op(0x93)
+        .global("operator", "add")
+        .str("ex")
+        .str("ec")
+        .op(0x86)
+        .op(b'R')
+        .op(0x86)
+        .op(b'R')
+        .stop();
     let cases: Vec<(P, Expect)> = vec![
+        (
+            dotted_hop,
+            vec![(C, DENIED, "`logging.os.system` (`os.system`)")],
+        ),
+        (
+            attribute_module,
+            vec![
+                (C, DENIED, "builtins.getattr"),
+                (M, UNKNOWN, "codecs.builtins"),
+                (M, UNKNOWN, "operator.add"),
+                (C, DENIED, "`codecs.builtins.exec` (`builtins.exec`)"),
+            ],
+        ),
         (memo_stack_global, vec![(C, DENIED, "os.system")]),
         (memo_mixed, vec![(C, DENIED, "os.system")]),
         (
