@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use ward_audit::{EventType, Outcome};
 use ward_core::manifest;
-use ward_core::name::RepositoryName;
+use ward_core::name::{Reference, RepositoryName};
 use ward_core::{Digest, ErrorCode};
 use ward_scan::{Report, Severity};
 use ward_store::meta::{ManifestMeta, QuarantineSource, ScanJob, StoredScan};
@@ -39,6 +39,10 @@ use crate::state::AppState;
 pub const FINDINGS_NAMED_MAX: usize = 5;
 /// Jobs one worker claims at a time.
 pub const CLAIM_BATCH_MAX: u32 = 4;
+/// Manifests given a scan report after one blob's scan.
+pub const REPORT_MANIFESTS_MAX: u32 = 256;
+/// The artifact type of the scan reports attached to artifacts as referrers.
+pub const SCAN_REPORT_ARTIFACT_TYPE: &str = "application/vnd.ward.scan.report.v1+json";
 
 /// What a repository does with scan results.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -577,7 +581,148 @@ pub async fn process(state: &AppState, job: &ScanJob) -> Result<StoredScan, Scan
         .map_err(|e| io_err("listing repositories", &e))?;
     record_result(state, &stored, &report, &repositories, &job.reason).await?;
     apply_policies(state, &stored, &report, &repositories).await?;
+    attach_reports(state, digest).await?;
     Ok(stored)
+}
+
+/// Attaches a scan report, as an OCI referrer, to every manifest referencing
+/// `digest` whose blobs all have results now. The report carries no time, so
+/// the same results give the same referrer; a rescan with other results adds
+/// a new one.
+async fn attach_reports(state: &AppState, digest: Digest) -> Result<(), ScanError> {
+    let manifests = state
+        .meta
+        .manifests_referencing_anywhere(&digest, REPORT_MANIFESTS_MAX)
+        .await
+        .map_err(|e| io_err("finding manifests", &e))?;
+    for (repository, manifest) in manifests {
+        if let Err(e) = attach_report(state, &repository, manifest).await {
+            tracing::warn!(%repository, %manifest, error = %e, "attaching a scan report failed");
+        }
+    }
+    Ok(())
+}
+
+async fn attach_report(
+    state: &AppState,
+    repository: &str,
+    subject: Digest,
+) -> Result<(), ScanError> {
+    let store = |e: &dyn std::fmt::Display| io_err("attaching a scan report", e);
+    let name = RepositoryName::parse(repository, state.config.limits.repository_name_bytes_max)
+        .map_err(|e| store(&e))?;
+    let Some(meta) = state
+        .meta
+        .resolve_manifest(&name, &Reference::Digest(subject))
+        .await
+        .map_err(|e| store(&e))?
+    else {
+        return Ok(());
+    };
+    let Some(content) = state
+        .meta
+        .manifest_content(&name, &subject)
+        .await
+        .map_err(|e| store(&e))?
+    else {
+        return Ok(());
+    };
+    let Ok(parsed) = manifest::parse(&content, Some(&meta.media_type)) else {
+        return Ok(());
+    };
+    if parsed.artifact_type.as_deref() == Some(SCAN_REPORT_ARTIFACT_TYPE) {
+        return Ok(());
+    }
+    let mut blobs = Vec::new();
+    let mut worst: Option<Severity> = None;
+    for blob in parsed
+        .references
+        .iter()
+        .filter(|r| matches!(r.target, manifest::RefTarget::Blob))
+    {
+        let Some(result) = state
+            .meta
+            .scan_result(&blob.digest)
+            .await
+            .map_err(|e| store(&e))?
+        else {
+            return Ok(()); // reported when the last blob's scan finishes
+        };
+        worst = worst.max(severity(&result));
+        blobs.push(json!({
+            "digest": blob.digest.to_string(),
+            "max_severity": result.max_severity,
+            "findings": result.findings,
+            "report": serde_json::from_str::<serde_json::Value>(&result.report).unwrap_or_default(),
+        }));
+    }
+    let report = json!({
+        "subject": subject.to_string(),
+        "ruleset": ward_scan::RULESET_VERSION,
+        "max_severity": worst,
+        "blobs": blobs,
+    });
+    let report = serde_json::to_vec(&report).map_err(|e| store(&e))?;
+    let report_layer = put_blob(state, &name, Bytes::from(report)).await?;
+    let config = put_blob(state, &name, Bytes::from_static(b"{}")).await?;
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(
+        "dev.ward.scan.ruleset".into(),
+        json!(ward_scan::RULESET_VERSION),
+    );
+    annotations.insert(
+        "dev.ward.scan.max-severity".into(),
+        json!(worst.map_or("NONE", |s| s.as_str())),
+    );
+    let referrer = json!({
+        "schemaVersion": 2,
+        "mediaType": ward_core::media::OCI_MANIFEST,
+        "artifactType": SCAN_REPORT_ARTIFACT_TYPE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config.0.to_string(), "size": config.1},
+        "layers": [{"mediaType": SCAN_REPORT_ARTIFACT_TYPE, "digest": report_layer.0.to_string(), "size": report_layer.1}],
+        "subject": {"mediaType": meta.media_type, "digest": subject.to_string(), "size": meta.size},
+        "annotations": annotations,
+    });
+    let bytes = serde_json::to_vec(&referrer).map_err(|e| store(&e))?;
+    let parsed =
+        manifest::parse(&bytes, Some(ward_core::media::OCI_MANIFEST)).map_err(|e| store(&e))?;
+    let digest = Digest::of(&bytes);
+    state
+        .meta
+        .put_manifest(
+            ward_store::meta::NewManifest {
+                repository: &name,
+                digest,
+                parsed: &parsed,
+                content: &bytes,
+                tags: &[],
+            },
+            &(),
+        )
+        .await
+        .map_err(|e| store(&e))?;
+    Ok(())
+}
+
+/// Stores small `bytes` as a blob linked into `name`; returns its digest and size.
+async fn put_blob(
+    state: &AppState,
+    name: &RepositoryName,
+    bytes: Bytes,
+) -> Result<(Digest, u64), ScanError> {
+    let digest = Digest::of(&bytes);
+    let size = bytes.len() as u64;
+    state
+        .blobs
+        .put(&paths::blob(&digest), bytes)
+        .await
+        .map_err(|e| io_err("storing a scan report", &e))?;
+    state
+        .meta
+        .link_blob(name, &digest, size)
+        .await
+        .map_err(|e| io_err("linking a scan report", &e))?;
+    Ok((digest, size))
 }
 
 /// Opens a blob for random access: the file itself on the local store, else

@@ -621,3 +621,166 @@ both_backends!(
         assert_eq!(store.auth_revision().await.unwrap(), before + 2);
     }
 );
+
+both_backends!(
+    the_scan_queue_claims_leases_retries_and_rescans,
+    |store: MetaStore| async move {
+        use ward_store::meta::{QuarantineSource, StoredScan};
+        let r = repo("models/scan");
+        store.link_blob(&r, &blob(1), 6).await.unwrap();
+        store.link_blob(&r, &blob(2), 6).await.unwrap();
+        // Linking again (or from another repository) queues nothing new.
+        store
+            .link_blob(&repo("other/scan"), &blob(1), 6)
+            .await
+            .unwrap();
+        assert_eq!(store.scan_queue_depth().await.unwrap(), 2);
+
+        // A claim leases its jobs: a second claim before the lease ends gets nothing.
+        let now = ward_store::now_ms();
+        let jobs = store.claim_scan_jobs(now, 60_000, 10).await.unwrap();
+        assert_eq!(jobs.len(), 2);
+        assert!(jobs.iter().all(|j| j.attempts == 1 && j.reason == "push"));
+        assert!(
+            store
+                .claim_scan_jobs(now, 60_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // ...and after it, the job of a worker that died is claimed again.
+        let again = store
+            .claim_scan_jobs(now + 60_001, 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 2);
+        assert!(again.iter().all(|j| j.attempts == 2));
+
+        // A failure is retried at the time given; a result removes the job.
+        store
+            .fail_scan(&blob(2), "blob store unreachable", now + 5_000)
+            .await
+            .unwrap();
+        let result = |d: Digest, ruleset: &str, at: i64| StoredScan {
+            digest: d,
+            ruleset: ruleset.to_owned(),
+            max_severity: Some("CRITICAL".to_owned()),
+            findings: 1,
+            report: "{}".to_owned(),
+            scanned_at: at,
+        };
+        store
+            .finish_scan(&result(blob(1), "v1", now))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.scan_result(&blob(1)).await.unwrap(),
+            Some(result(blob(1), "v1", now))
+        );
+        assert!(!store.scan_queued(&blob(1)).await.unwrap());
+        assert!(
+            store
+                .claim_scan_jobs(now + 4_000, 60_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let retried = store
+            .claim_scan_jobs(now + 5_000, 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(retried.len(), 1);
+        assert_eq!(retried[0].digest, blob(2));
+        store
+            .finish_scan(&result(blob(2), "v1", now))
+            .await
+            .unwrap();
+        assert_eq!(store.scan_queue_depth().await.unwrap(), 0);
+
+        // Rescans: nothing under the same rule set while results are fresh...
+        assert_eq!(
+            store
+                .enqueue_rescans("v1", now - 1, "rescan")
+                .await
+                .unwrap(),
+            0
+        );
+        // ...everything when the rule set changes or results are old.
+        assert_eq!(
+            store
+                .enqueue_rescans("v2", now - 1, "ruleset")
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(store.scan_queue_depth().await.unwrap(), 2);
+        let jobs = store
+            .claim_scan_jobs(now + 100_000, 60_000, 10)
+            .await
+            .unwrap();
+        assert!(jobs.iter().all(|j| j.reason == "ruleset"));
+        for j in &jobs {
+            store
+                .finish_scan(&result(j.digest, "v2", now + 1))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            store
+                .enqueue_rescans("v2", now + 2, "rescan")
+                .await
+                .unwrap(),
+            2
+        );
+        // A request queues one blob now; an unknown digest is refused.
+        assert!(store.enqueue_scan(&blob(1), "request").await.unwrap());
+        assert!(!store.enqueue_scan(&blob(99), "request").await.unwrap());
+
+        // Quarantines: the first record stays; release removes it; each bumps the revision.
+        let before = store.auth_revision().await.unwrap();
+        assert!(
+            store
+                .quarantine(
+                    &blob(1),
+                    "CRITICAL finding",
+                    QuarantineSource::Policy,
+                    "scanner"
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .quarantine(&blob(1), "again", QuarantineSource::Admin, "admin")
+                .await
+                .unwrap()
+        );
+        let listed = store.quarantines().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].reason, "CRITICAL finding");
+        assert_eq!(listed[0].source, "policy");
+        assert!(store.auth_revision().await.unwrap() > before);
+        assert!(store.release_quarantine(&blob(1)).await.unwrap());
+        assert!(!store.release_quarantine(&blob(1)).await.unwrap());
+        assert!(store.quarantines().await.unwrap().is_empty());
+
+        // Scan policies are stored per repository and removed with None.
+        store
+            .put_scan_policy("models/scan", Some(r#"{"block_unscanned":true}"#))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.scan_policies().await.unwrap(),
+            vec![(
+                "models/scan".to_owned(),
+                r#"{"block_unscanned":true}"#.to_owned()
+            )]
+        );
+        store.put_scan_policy("models/scan", None).await.unwrap();
+        assert!(store.scan_policies().await.unwrap().is_empty());
+        assert_eq!(
+            store.repositories_linking(&blob(1)).await.unwrap(),
+            vec!["models/scan".to_owned(), "other/scan".to_owned()]
+        );
+    }
+);

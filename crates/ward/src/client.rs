@@ -65,6 +65,26 @@ impl Registry {
         })
     }
 
+    /// GETs `/api/v1{path}` of the management API with Basic credentials.
+    /// `None` when the call cannot be made or answered (no credentials, an
+    /// older server without the route); an error for any other refusal.
+    pub async fn api_get(&self, path: &str) -> Result<Option<serde_json::Value>> {
+        let Some(creds) = &self.credentials else {
+            return Ok(None);
+        };
+        let r = self
+            .http
+            .get(format!("{}/api/v1{path}", self.base))
+            .basic_auth(&creds.username, Some(&creds.password))
+            .send()
+            .await?;
+        match r.status() {
+            s if s.is_success() => Ok(Some(r.json().await?)),
+            StatusCode::NOT_FOUND | StatusCode::UNAUTHORIZED => Ok(None),
+            _ => bail!("GET /api/v1{path}: {}", describe(r).await),
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         if path.starts_with("http://") || path.starts_with("https://") {
             path.to_owned()

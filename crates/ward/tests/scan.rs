@@ -55,6 +55,48 @@ fn push_file(server: &WardProcess, reference: &str, file: &Path) -> (String, Str
     (manifest, layer)
 }
 
+/// A one-shot webhook on loopback: returns its URL and the JSON body it receives.
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).unwrap();
+        let mut stream = stream;
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        let _ = tx.send(serde_json::from_slice(&body).unwrap());
+    });
+    (url, rx)
+}
+
+fn ward_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ward"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
 fn sha256_digest(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     let hash = sha2::Sha256::digest(bytes);
@@ -127,7 +169,11 @@ const MANIFEST_TYPES: &str = "application/vnd.oci.image.manifest.v1+json";
 fn a_model_whose_pickle_runs_os_system_is_quarantined_and_refused_while_a_clean_one_pulls() {
     let work = tempfile::tempdir().unwrap();
     let marker = work.path().join("payload-ran");
-    let server = WardProcess::start(&work.path().join("data"), &[]);
+    let (hook_url, alerts) = webhook_receiver();
+    let server = WardProcess::start(
+        &work.path().join("data"),
+        &[("WARD_SCAN__ALERT_WEBHOOK_URL", hook_url.as_str())],
+    );
     let bad = work.path().join("model.pt");
     std::fs::write(&bad, malicious_pickle(marker.to_str().unwrap())).unwrap();
     let good = work.path().join("clean.pt");
@@ -145,7 +191,7 @@ fn a_model_whose_pickle_runs_os_system_is_quarantined_and_refused_while_a_clean_
         let stderr = String::from_utf8_lossy(&pushed.stderr);
         assert!(stderr.contains("quarantined"), "{stderr}");
     }
-    let (_, good_layer) = push_file(&server, "models/fraud:v5", &good);
+    let (good_manifest, good_layer) = push_file(&server, "models/fraud:v5", &good);
 
     // Scanned on push: the report names the callable, once per content.
     let result = scanned(&server, &bad_layer);
@@ -159,6 +205,26 @@ fn a_model_whose_pickle_runs_os_system_is_quarantined_and_refused_while_a_clean_
     let clean = scanned(&server, &good_layer);
     assert!(clean["result"]["max_severity"].is_null(), "{clean}");
 
+    // The result is attached to the clean model as an OCI referrer.
+    let referrer = eventually("the scan report referrer", || {
+        let (_, index) = raw_get(
+            &server,
+            &format!("/v2/models/fraud/referrers/{good_manifest}"),
+            "application/vnd.oci.image.index.v1+json",
+        );
+        index["manifests"]
+            .as_array()
+            .and_then(|m| m.first().cloned())
+    });
+    assert_eq!(
+        referrer["artifactType"],
+        "application/vnd.ward.scan.report.v1+json"
+    );
+    assert_eq!(
+        referrer["annotations"]["dev.ward.scan.ruleset"],
+        result["result"]["ruleset"]
+    );
+
     // Quarantined by the default policy (CRITICAL).
     let quarantines = eventually("the quarantine", || {
         let (_, body) = api(&server, reqwest::Method::GET, "/api/v1/quarantines", None);
@@ -168,6 +234,65 @@ fn a_model_whose_pickle_runs_os_system_is_quarantined_and_refused_while_a_clean_
     assert_eq!(quarantines.len(), 1, "{quarantines:?}");
     assert_eq!(quarantines[0]["digest"], bad_layer.as_str());
     assert_eq!(quarantines[0]["source"], "policy");
+
+    // The CRITICAL finding raised one alert on the webhook.
+    let alert = alerts.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(alert["type"], "ward.scan.alert");
+    assert_eq!(alert["digest"], bad_layer.as_str());
+    assert_eq!(alert["max_severity"], "CRITICAL");
+    assert!(
+        alert["findings"].to_string().contains("posix.system"),
+        "{alert}"
+    );
+
+    // The deployment gate refuses it, naming the quarantine.
+    let key = work.path().join("gate");
+    let out = ward_env(
+        &[
+            "key",
+            "generate",
+            "--output-key-prefix",
+            key.to_str().unwrap(),
+        ],
+        &[("COSIGN_PASSWORD", "scan-test-key")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ward(&[
+        "gate",
+        &format!("{}/models/fraud:v5", server.addr),
+        "--key",
+        key.with_extension("pub").to_str().unwrap(),
+        "--json",
+    ]);
+    let decision: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(decision["scan"]["quarantined"], false, "{decision}");
+    assert!(
+        decision["reasons"].to_string().contains("not quarantined"),
+        "{decision}"
+    );
+    if tagged {
+        let out = ward(&[
+            "gate",
+            &format!("{}/models/fraud:v6", server.addr),
+            "--key",
+            key.with_extension("pub").to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let decision: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(decision["decision"], "refuse");
+        assert!(
+            decision["reasons"][0]
+                .as_str()
+                .unwrap()
+                .contains("quarantined"),
+            "{decision}"
+        );
+    }
 
     // Its pull is refused (CLI, manifest, blob), naming why; the clean model still pulls.
     let out = pull(&server, "models/fraud:v6", &work.path().join("bad-out"));

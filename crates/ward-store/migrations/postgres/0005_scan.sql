@@ -8,7 +8,7 @@ CREATE TABLE scan_queue (
     reason           TEXT NOT NULL,
     enqueued_at      BIGINT NOT NULL,
     next_attempt_at  BIGINT NOT NULL,
-    attempts         INTEGER NOT NULL DEFAULT 0,
+    attempts         BIGINT NOT NULL DEFAULT 0,
     last_error       TEXT
 );
 CREATE INDEX scan_queue_by_next_attempt ON scan_queue(next_attempt_at);
@@ -17,7 +17,7 @@ CREATE TABLE scan_results (
     digest        TEXT PRIMARY KEY,
     ruleset       TEXT NOT NULL,
     max_severity  TEXT,
-    findings      INTEGER NOT NULL,
+    findings      BIGINT NOT NULL,
     report        TEXT NOT NULL,
     scanned_at    BIGINT NOT NULL
 );

@@ -4,8 +4,9 @@
 //! the keys, certificate identities or trust-policy file given, and prints one
 //! decision with its reasons and the reference to pin. Exit 0 allows, 1
 //! refuses, 2 is an error (the registry could not be read, bad arguments).
-//! Later capabilities (scan results, quarantine) add reasons to the same
-//! decision.
+//! The registry's scan and quarantine status (`/api/v1/scan-status`, read with
+//! the same credentials) joins the same decision: a quarantined artifact or one
+//! its repository's scan policy refuses is refused here too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,8 +61,12 @@ struct Decision {
     pinned: String,
     /// Why, one sentence each.
     reasons: Vec<String>,
-    /// The signature check in full.
-    signatures: Verdict,
+    /// The signature check in full (absent when the registry refused the
+    /// manifest itself, e.g. because it is quarantined).
+    signatures: Option<Verdict>,
+    /// The registry's scan and quarantine status of the artifact, when it
+    /// gives one (`/api/v1/scan-status`).
+    scan: Option<serde_json::Value>,
 }
 
 /// Runs `ward gate`.
@@ -79,9 +84,43 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     .context("compiling the trust policy")?;
     let target = ImageReference::parse(&args.reference)?;
     let registry = args.registry.connect(&target.registry)?;
-    let manifest = registry
-        .get_manifest(&target.repository, &target.reference())
+    let scan = registry
+        .api_get(&format!(
+            "/scan-status/{}?reference={}",
+            target.repository,
+            target.reference()
+        ))
         .await?;
+    let scan_refusal = scan
+        .as_ref()
+        .filter(|s| s["allowed"] == false)
+        .map(|s| format!("scan: {}", s["reason"].as_str().unwrap_or("refused")));
+    let manifest = match registry
+        .get_manifest(&target.repository, &target.reference())
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => {
+            let (Some(reason), Some(digest)) = (
+                &scan_refusal,
+                scan.as_ref()
+                    .and_then(|s| s["digest"].as_str())
+                    .and_then(|d| d.parse::<Digest>().ok()),
+            ) else {
+                return Err(e);
+            };
+            let decision = Decision {
+                decision: "refuse",
+                reference: args.reference.clone(),
+                digest,
+                pinned: target.pinned(&digest),
+                reasons: vec![reason.clone()],
+                signatures: None,
+                scan,
+            };
+            return report(&decision, false, args.json);
+        }
+    };
     let digest = manifest.digest;
     let candidates = signatures_of(&registry, &target.repository, &digest).await?;
     let parsed: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
@@ -114,16 +153,50 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     } else {
         reasons.extend(verdict.reasons.iter().map(|r| r.message.clone()));
     }
-    let allowed = verdict.covered && verdict.satisfied;
+    reasons.push(
+        scan_refusal
+            .clone()
+            .unwrap_or_else(|| scan_summary(scan.as_ref())),
+    );
+    let allowed = verdict.covered && verdict.satisfied && scan_refusal.is_none();
     let decision = Decision {
         decision: if allowed { "allow" } else { "refuse" },
         reference: args.reference.clone(),
         digest,
         pinned: target.pinned(&digest),
         reasons,
-        signatures: verdict,
+        signatures: Some(verdict),
+        scan,
     };
-    if args.json {
+    report(&decision, allowed, args.json)
+}
+
+/// One line on the scan state when it does not refuse.
+fn scan_summary(scan: Option<&serde_json::Value>) -> String {
+    let Some(scan) = scan else {
+        return "scan: the registry gives no scan status (sign in to see it)".to_owned();
+    };
+    let blobs = scan["blobs"].as_array().cloned().unwrap_or_default();
+    let scanned = blobs.iter().filter(|b| b["state"] == "scanned").count();
+    let worst = blobs
+        .iter()
+        .filter_map(|b| b["max_severity"].as_str())
+        .filter_map(|s| s.parse::<ward_scan::Severity>().ok())
+        .max();
+    let pending = if scanned < blobs.len() {
+        format!(", {} not scanned yet", blobs.len() - scanned)
+    } else {
+        String::new()
+    };
+    format!(
+        "scan: {scanned} of {} blob(s) scanned, worst finding {}{pending}; not quarantined",
+        blobs.len(),
+        worst.map_or("none", |s| s.as_str())
+    )
+}
+
+fn report(decision: &Decision, allowed: bool, json: bool) -> Result<ExitCode> {
+    if json {
         println!("{}", serde_json::to_string_pretty(&decision)?);
     } else if allowed {
         println!("ALLOW {}", decision.pinned);
