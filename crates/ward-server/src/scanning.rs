@@ -553,6 +553,11 @@ pub async fn process(state: &AppState, job: &ScanJob) -> Result<StoredScan, Scan
             .map_err(|e| io_err("dropping the job", &e))?;
         return Err(ScanError::Io(format!("blob {digest} is no longer stored")));
     }
+    let previous = state
+        .meta
+        .scan_result(&digest)
+        .await
+        .map_err(|e| io_err("reading the previous result", &e))?;
     let file = open_blob(state, digest).await?;
     let scanner = ward_scan::Scanner::new(state.config.scan.limits.clone());
     let report = tokio::task::spawn_blocking(move || {
@@ -580,7 +585,8 @@ pub async fn process(state: &AppState, job: &ScanJob) -> Result<StoredScan, Scan
         .await
         .map_err(|e| io_err("listing repositories", &e))?;
     record_result(state, &stored, &report, &repositories, &job.reason).await?;
-    apply_policies(state, &stored, &report, &repositories).await?;
+    let news = is_news(previous.as_ref(), &stored);
+    apply_policies(state, &stored, &report, &repositories, news).await?;
     attach_reports(state, digest).await?;
     Ok(stored)
 }
@@ -772,12 +778,21 @@ async fn record_result(
         .map_err(|e| ScanError::Io(format!("recording the scan result: {}", e.message)))
 }
 
-/// Quarantines per the strictest linking repository's policy and raises alerts.
+/// Whether a result says something the previous one did not (a first scan,
+/// a worse severity or more findings): only news raises an alert, so a weekly
+/// rescan of known findings does not page anyone again.
+fn is_news(previous: Option<&StoredScan>, now: &StoredScan) -> bool {
+    previous.is_none_or(|p| severity(now) > severity(p) || now.findings > p.findings)
+}
+
+/// Quarantines per the strictest linking repository's policy and, for
+/// `news`, raises alerts.
 async fn apply_policies(
     state: &AppState,
     stored: &StoredScan,
     report: &Report,
     repositories: &[String],
+    news: bool,
 ) -> Result<(), ScanError> {
     let Some(found) = report.max_severity() else {
         return Ok(());
@@ -828,7 +843,8 @@ async fn apply_policies(
             tracing::warn!(digest = %stored.digest, %reason, "quarantined");
         }
     }
-    if found >= config.alert_severity
+    if news
+        && found >= config.alert_severity
         && let Some(url) = &config.alert_webhook_url
     {
         alert(url, stored, report, repositories).await;
@@ -877,4 +893,75 @@ pub fn parse_policies(rows: Vec<(String, String)>) -> Result<HashMap<String, Sca
                 .map_err(|e| format!("scan policy of {repo}: {e}"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(max: Option<&str>, findings: u64) -> StoredScan {
+        StoredScan {
+            digest: Digest::of(b"x"),
+            ruleset: "r".into(),
+            max_severity: max.map(str::to_owned),
+            findings,
+            report: "{}".into(),
+            scanned_at: 0,
+        }
+    }
+
+    #[test]
+    fn only_new_or_worse_results_are_news() {
+        let cases = [
+            (None, result(Some("CRITICAL"), 1), true),
+            (
+                Some(result(Some("CRITICAL"), 1)),
+                result(Some("CRITICAL"), 1),
+                false,
+            ),
+            (
+                Some(result(Some("HIGH"), 1)),
+                result(Some("CRITICAL"), 1),
+                true,
+            ),
+            (
+                Some(result(Some("CRITICAL"), 1)),
+                result(Some("CRITICAL"), 2),
+                true,
+            ),
+            (Some(result(None, 0)), result(Some("MEDIUM"), 1), true),
+            (
+                Some(result(Some("CRITICAL"), 2)),
+                result(Some("HIGH"), 1),
+                false,
+            ),
+        ];
+        for (previous, now, want) in cases {
+            assert_eq!(
+                is_news(previous.as_ref(), &now),
+                want,
+                "{previous:?} -> {now:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stored_policies_parse_and_bad_ones_are_named() {
+        let ok = parse_policies(vec![(
+            "models/a".into(),
+            r#"{"block_severity":"HIGH","block_unscanned":true}"#.into(),
+        )])
+        .unwrap();
+        let policy = &ok["models/a"];
+        assert_eq!(policy.block_severity, Some(Severity::High));
+        assert!(policy.block_unscanned);
+        assert_eq!(
+            policy.quarantine_severity,
+            Some(Severity::Critical),
+            "defaults fill the rest"
+        );
+        let err =
+            parse_policies(vec![("models/b".into(), r#"{"block_at":"HIGH"}"#.into())]).unwrap_err();
+        assert!(err.contains("models/b"), "{err}");
+    }
 }

@@ -409,11 +409,21 @@ fn scan_policies_block_by_severity_and_refuse_unscanned_content() {
         assert_eq!(status, 200, "{body}");
         body
     };
-    let body = set_policy(
+    // Through the CLI: block at MEDIUM, keep the default quarantine (CRITICAL).
+    let out = ward(&[
+        "admin",
+        "--registry",
+        &server.addr,
+        "repo",
+        "scan-policy",
         "models/strict",
-        json!({"block_severity": "MEDIUM", "quarantine_severity": "CRITICAL"}),
-    );
-    assert_eq!(body["effective_scan_policy"]["block_severity"], "MEDIUM");
+        "--block-at",
+        "medium",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["effective_scan_policy"]["block_severity"], "MEDIUM", "{body}");
+    assert_eq!(body["effective_scan_policy"]["quarantine_severity"], "CRITICAL", "{body}");
     let odd = work.path().join("odd.pkl");
     std::fs::write(&odd, unknown_callable_pickle()).unwrap();
     let (_, layer) = push_file(&server, "models/strict:v1", &odd);

@@ -221,14 +221,18 @@ enum RepoCmd {
         /// Refuse pulls of content with a finding at or above this severity.
         #[arg(long)]
         block_at: Option<String>,
-        /// Quarantine content with a finding at or above this severity.
+        /// Quarantine content with a finding at or above this severity
+        /// (default: the registry's, CRITICAL unless configured).
         #[arg(long)]
         quarantine_at: Option<String>,
+        /// Never quarantine this repository's content automatically.
+        #[arg(long, conflicts_with = "quarantine_at")]
+        no_quarantine: bool,
         /// Refuse pulls of content not scanned yet.
         #[arg(long)]
         block_unscanned: bool,
         /// Remove the repository's own policy.
-        #[arg(long, conflicts_with_all = ["block_at", "quarantine_at", "block_unscanned"])]
+        #[arg(long, conflicts_with_all = ["block_at", "quarantine_at", "no_quarantine", "block_unscanned"])]
         default: bool,
     },
 }
@@ -554,15 +558,21 @@ async fn dispatch(api: &Api, what: What) -> Result<(Value, Option<&'static str>)
                 name,
                 block_at,
                 quarantine_at,
+                no_quarantine,
                 block_unscanned,
                 default,
             } => {
                 let policy = if default {
                     Value::Null
                 } else {
-                    json!({"block_severity": block_at.map(|s| s.to_uppercase()),
-                           "quarantine_severity": quarantine_at.map(|s| s.to_uppercase()),
-                           "block_unscanned": block_unscanned})
+                    let mut p = json!({"block_severity": block_at.map(|s| s.to_uppercase()),
+                                       "block_unscanned": block_unscanned});
+                    if let Some(q) = quarantine_at {
+                        p["quarantine_severity"] = json!(q.to_uppercase());
+                    } else if no_quarantine {
+                        p["quarantine_severity"] = Value::Null;
+                    }
+                    p
                 };
                 plain(
                     api.call(
