@@ -13,8 +13,14 @@ use std::io::{Cursor, Write};
 
 use ward_scan::{Limits, Report, Scanner, Severity};
 
-/// Mutated inputs scanned per family.
-const ROUNDS: usize = 6000;
+/// Mutated inputs scanned per family; `WARD_ROBUSTNESS_ROUNDS` raises it for a
+/// longer soak (the mutations of the first rounds stay the same).
+fn rounds() -> usize {
+    std::env::var("WARD_ROBUSTNESS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6000)
+}
 
 /// Limits small enough that every scan is quick and bounded.
 fn limits() -> Limits {
@@ -41,12 +47,15 @@ fn limits() -> Limits {
 }
 
 /// Scans every seed (each must be found at least HIGH, so the mutations start from
-/// inputs that reach deep into the parser), then `ROUNDS` mutations of them.
-fn check(family: &str, seeds: &[Vec<u8>]) {
+/// inputs that reach deep into the parser), then [`rounds`] mutations of them, each
+/// passed through `wrap` (identity, or a compressor so that the mutated bytes reach
+/// the analysers as a forward-only or spooled archive member).
+fn check(family: &str, seeds: &[Vec<u8>], wrap: fn(Vec<u8>) -> Vec<u8>) {
     let limits = limits();
     let scanner = Scanner::new(limits.clone());
     for (i, seed) in seeds.iter().enumerate() {
-        let report = scanner.scan(&mut Cursor::new(seed));
+        let seed = wrap(seed.clone());
+        let report = scanner.scan(&mut Cursor::new(&seed));
         let worst = report.findings.iter().map(|f| f.severity).max();
         assert!(
             worst >= Some(Severity::High),
@@ -56,9 +65,10 @@ fn check(family: &str, seeds: &[Vec<u8>]) {
     }
     let mut rng = Rng::new(family);
     let mut found = 0;
-    for round in 0..ROUNDS {
+    let rounds = rounds();
+    for round in 0..rounds {
         let seed = &seeds[rng.below(seeds.len())];
-        let input = mutate(&mut rng, seed);
+        let input = wrap(mutate(&mut rng, seed));
         let report = scanner.scan(&mut Cursor::new(&input));
         bounded(&limits, input.len(), &report, family, round);
         found += usize::from(report.findings.iter().any(|f| f.severity >= Severity::High));
@@ -66,7 +76,7 @@ fn check(family: &str, seeds: &[Vec<u8>]) {
     // Mutations must leave many inputs parseable deep enough to find the payload, or
     // the test only exercises the format detection.
     assert!(
-        found >= ROUNDS / 50,
+        found >= rounds / 50,
         "{family}: only {found} mutated inputs found"
     );
 }
@@ -600,60 +610,93 @@ fn hdf5() -> Vec<Vec<u8>> {
 
 #[test]
 fn pickle_survives_mutation() {
-    check("pickle", &pickles());
+    check("pickle", &pickles(), same);
 }
 
 #[test]
 fn zip_survives_mutation() {
-    check("zip", &zips());
+    check("zip", &zips(), same);
 }
 
 #[test]
 fn tar_survives_mutation() {
-    check("tar", &tars());
+    check("tar", &tars(), same);
 }
 
 #[test]
 fn compressed_streams_survive_mutation() {
-    check("compressed", &compressed());
+    check("compressed", &compressed(), same);
 }
 
 #[test]
 fn sevenzip_survives_mutation() {
-    check("7z", &sevenzips());
+    check("7z", &sevenzips(), same);
 }
 
 #[test]
 fn numpy_survives_mutation() {
-    check("numpy", &numpys());
+    check("numpy", &numpys(), same);
 }
 
 #[test]
 fn safetensors_survives_mutation() {
-    check("safetensors", &safetensors());
+    check("safetensors", &safetensors(), same);
 }
 
 #[test]
 fn gguf_survives_mutation() {
-    check("gguf", &[gguf()]);
+    check("gguf", &[gguf()], same);
 }
 
 #[test]
 fn onnx_survives_mutation() {
-    check("onnx", &onnx());
+    check("onnx", &onnx(), same);
 }
 
 #[test]
 fn savedmodel_survives_mutation() {
-    check("savedmodel", &savedmodel());
+    check("savedmodel", &savedmodel(), same);
 }
 
 #[test]
 fn keras_json_survives_mutation() {
-    check("keras-json", &keras_json());
+    check("keras-json", &keras_json(), same);
 }
 
 #[test]
 fn hdf5_survives_mutation() {
-    check("hdf5", &hdf5());
+    check("hdf5", &hdf5(), same);
+}
+
+fn same(data: Vec<u8>) -> Vec<u8> {
+    data
+}
+
+/// Seeds of the formats that archives commonly hold.
+fn members() -> Vec<Vec<u8>> {
+    [
+        pickles(),
+        tars(),
+        numpys(),
+        safetensors(),
+        vec![gguf()],
+        onnx(),
+        savedmodel(),
+        keras_json(),
+    ]
+    .concat()
+}
+
+/// Mutated members inside a gzip stream: read forwards, or spooled for formats that
+/// need random access.
+#[test]
+fn streamed_members_survive_mutation() {
+    check("streamed", &members(), |data| gzip(&data));
+}
+
+/// Mutated members stored in a zip: read in place through a window of the file.
+#[test]
+fn stored_members_survive_mutation() {
+    let seeds = [members(), hdf5()].concat();
+    check("stored", &seeds, |data| zip(&[("member", &data, false)]));
 }
