@@ -2,7 +2,7 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| -> libfuzzer_sys::Corpus {
-    if ward_scan_fuzz::run("gguf", data) {
+    if ward_scan_fuzz::run("gguf", data).is_some() {
         libfuzzer_sys::Corpus::Keep
     } else {
         libfuzzer_sys::Corpus::Reject

@@ -70,24 +70,24 @@ pub fn formats(name: &str) -> Option<&'static [Format]> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
-/// Scans `data` as target `name` does and checks the invariants; false when the input
+/// Scans `data` as target `name` does and checks the invariants; `None` when the input
 /// is not one of the target's formats (so the fuzzer drops it).
 ///
 /// # Panics
 /// On a broken invariant, which is what the fuzzer reports as a crash; also on an
 /// unknown target name.
-pub fn run(name: &str, data: &[u8]) -> bool {
+pub fn run(name: &str, data: &[u8]) -> Option<Report> {
     let Some(accepted) = formats(name) else {
         panic!("unknown fuzz target {name:?}");
     };
     let head = data.get(..1024).unwrap_or(data);
     if !accepted.is_empty() && !accepted.contains(&detect(head)) {
-        return false;
+        return None;
     }
     let limits = limits();
     let report = Scanner::new(limits.clone()).scan(&mut Cursor::new(data));
     check(&limits, data.len() as u64, &report);
-    true
+    Some(report)
 }
 
 /// The invariants of a report on arbitrary input: bounded work, bounded output.

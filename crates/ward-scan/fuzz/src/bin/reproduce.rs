@@ -22,18 +22,21 @@ fn main() -> ExitCode {
     }
     for file in files {
         match std::fs::read(&file) {
-            Ok(data) => {
-                let scanned = ward_scan_fuzz::run(&target, &data);
-                println!(
-                    "{}: {}",
-                    file.display(),
-                    if scanned {
-                        "ok"
-                    } else {
-                        "not this target's format"
-                    }
-                );
-            }
+            Ok(data) => match ward_scan_fuzz::run(&target, &data) {
+                Some(report) => {
+                    let worst = report.findings.iter().map(|f| f.severity).max();
+                    println!(
+                        "{}: {} findings (worst {}), {} unreadable, {} bytes scanned, {}",
+                        file.display(),
+                        report.findings.len(),
+                        worst.map_or("-", |s| s.as_str()),
+                        report.unreadable.len(),
+                        report.bytes_scanned,
+                        report.format,
+                    );
+                }
+                None => println!("{}: not this target's format", file.display()),
+            },
             Err(e) => eprintln!("{}: {e}", file.display()),
         }
     }
