@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs fuzz targets one after another for SECONDS each (default 60) on stable Rust and
 # prints one summary line per target: executions, executions per second, peak memory,
-# and whether libFuzzer stopped on a crash (its input is then in artifacts/<target>/).
+# slowest input, edges covered, and whether libFuzzer stopped on a crash (exit != 0;
+# the input is then in artifacts/<target>/).
 #
 #   ./run-all.sh [SECONDS] [TARGET...]      # from crates/ward-scan/fuzz
 #
@@ -21,5 +22,8 @@ for t in $targets; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "logs/$t.log")
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "logs/$t.log")
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "logs/$t.log")
-    echo "$t: ${seconds}s exit=$rc execs=${execs:-?} exec/s=${rate:-?} peak_rss_mb=${rss:-?}"
+    slowest=$(sed -n 's/^stat::slowest_unit_time_sec: *//p' "logs/$t.log")
+    cov=$(grep -o 'cov: [0-9]*' "logs/$t.log" | tail -n 1)
+    echo "$t: ${seconds}s exit=$rc execs=${execs:-?} exec/s=${rate:-?} peak_rss_mb=${rss:-?}" \
+        "slowest_unit_s=${slowest:-?} ${cov:-cov: ?}"
 done
