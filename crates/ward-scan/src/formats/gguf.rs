@@ -7,7 +7,7 @@
 //! `tokenizer.chat_template.*`) is found; all other values are skipped by seeking.
 
 use super::jinja;
-use super::protobuf::{PbError, PbResult, Reader};
+use super::protobuf::{PbError, PbResult, Reader, input_len};
 use crate::{Analyzer, Format, Scan, Severity, Source};
 
 /// GGUF models: chat templates that reach Python internals.
@@ -23,13 +23,14 @@ impl Analyzer for GgufAnalyzer {
     }
 
     fn analyse(&self, src: &mut dyn Source, scan: &mut Scan<'_>) {
+        let len = input_len(src).unwrap_or(u64::MAX);
         let mut g = Gguf {
             r: Reader::new(src),
             big_endian: false,
             v1: false,
         };
         let res = g.walk(scan);
-        scan.count_bytes(g.r.pos());
+        scan.count_bytes(g.r.consumed(len));
         if let Err(e) = res {
             scan.unreadable(Some(e.offset), format!("GGUF: {}", e.reason));
         }
@@ -309,6 +310,29 @@ mod tests {
                 .map(|u| format!("unreadable {}", u.reason)),
         );
         assert_eq!(got, expected);
+    }
+
+    /// Values whose declared sizes run past the end are skipped by seeking; the bytes
+    /// counted as scanned stay within the file (found by fuzzing).
+    #[test]
+    fn counts_only_bytes_the_file_holds() {
+        let huge = (1u64 << 58).to_le_bytes().to_vec();
+        let cases = [
+            gguf(&[("general.name", STRING, huge.clone())]),
+            gguf(&[(
+                "x",
+                ARRAY,
+                [&STRING.to_le_bytes()[..], &1u64.to_le_bytes(), &huge].concat(),
+            )]),
+        ];
+        for input in cases {
+            let report = Scanner::default().scan(&mut Cursor::new(input.clone()));
+            assert!(
+                report.bytes_scanned <= input.len() as u64,
+                "{}",
+                report.bytes_scanned
+            );
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ impl Analyzer for OnnxAnalyzer {
         };
         let res = walk.model(&mut r, end);
         walk.judge_domains();
-        scan.count_bytes(r.pos());
+        scan.count_bytes(r.consumed(end));
         for e in res.err().into_iter().chain(r.take_overrun()) {
             scan.unreadable(Some(e.offset), format!("ONNX: {}", e.reason));
         }

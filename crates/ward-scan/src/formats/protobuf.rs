@@ -4,7 +4,7 @@
 //! skip everything else, tensor bytes above all, by seeking. Nothing is buffered
 //! beyond one read buffer and the strings kept, so memory stays flat in file size.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 
 use crate::Source;
 
@@ -67,6 +67,15 @@ impl<'s> Reader<'s> {
     /// The current offset.
     pub fn pos(&self) -> u64 {
         self.pos
+    }
+
+    /// Bytes taken from an input of `len` bytes (`u64::MAX` when unknown), for
+    /// [`crate::Scan::count_bytes`]. Not [`Reader::pos`]: skipping a field whose
+    /// declared length runs past the end moves that beyond the end (a file seeks
+    /// there, a stream stops short), though nothing more was read.
+    pub fn consumed(&mut self, len: u64) -> u64 {
+        let reached = self.src.get_mut().stream_position().unwrap_or(self.pos);
+        reached.min(len)
     }
 
     fn err<T>(&self, reason: impl Into<String>) -> PbResult<T> {
@@ -386,6 +395,25 @@ mod tests {
         ];
         for (input, expected) in cases {
             check(input, expected);
+        }
+    }
+
+    /// Skipping fields that claim more bytes than the input holds: the bytes counted
+    /// as read stay within the input, seekable or not (found by fuzzing).
+    #[test]
+    fn counts_only_bytes_the_input_holds() {
+        let fixed64 = vec![0x09, 1, 2];
+        let past_end = [int(1, 1), vec![0x12, 0xff, 0xff, 0xff, 0xff, 0x0f], vec![1]].concat();
+        let cases: &[(&[u8], u64)] = &[(&fixed64, 3), (&past_end, 9), (&[], 0)];
+        for (input, expected) in cases {
+            let mut cur = Cursor::new(input.to_vec());
+            let mut r = Reader::new(&mut cur);
+            let _ = r.each(u64::MAX, &mut |_, _| Ok(()));
+            assert_eq!(r.consumed(input.len() as u64), *expected, "{input:02x?}");
+            let mut stream = crate::ForwardOnly::new(*input);
+            let mut r = Reader::new(&mut stream);
+            let _ = r.each(u64::MAX, &mut |_, _| Ok(()));
+            assert_eq!(r.consumed(u64::MAX), *expected, "stream {input:02x?}");
         }
     }
 

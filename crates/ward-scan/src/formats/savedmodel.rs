@@ -34,7 +34,7 @@ impl Analyzer for SavedModelAnalyzer {
             (1, LEN) => keras_json(r, f, 5, scan),
             _ => Ok(()),
         });
-        scan.count_bytes(r.pos());
+        scan.count_bytes(r.consumed(end));
         for e in res.err().into_iter().chain(r.take_overrun()) {
             scan.unreadable(Some(e.offset), format!("SavedModel: {}", e.reason));
         }

@@ -1,0 +1,10 @@
+//! Fuzz target `scan_any`: see ward_scan_fuzz::TARGETS for the formats it accepts.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| -> libfuzzer_sys::Corpus {
+    if ward_scan_fuzz::run("scan_any", data).is_some() {
+        libfuzzer_sys::Corpus::Keep
+    } else {
+        libfuzzer_sys::Corpus::Reject
+    }
+});
