@@ -16,6 +16,7 @@
 //! stored".
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::machine::Value;
 
@@ -30,6 +31,30 @@ const ENTRY_BYTES: u64 = 64;
 const DICT_BYTES: u64 = 2048;
 /// Tuple items visited when classifying a value; bigger trees are kept as anchors.
 const WALK_MAX: usize = 64;
+
+/// Hashes memo indexes by one multiplication: a PUT or GET per opcode makes SipHash
+/// the analyser's main cost, and flooding the maps gains an attacker nothing beyond
+/// slowness bounded by the entry limits.
+#[derive(Default)]
+struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type IndexHash = BuildHasherDefault<IndexHasher>;
 
 /// Named bounds of the memo.
 #[derive(Debug, Clone, Copy)]
@@ -60,9 +85,9 @@ pub struct Memo {
     ranges: BTreeMap<u64, u64>,
     /// Distinct indexes stored: where MEMOIZE stores next.
     count: u64,
-    anchors: HashMap<u64, Value>,
+    anchors: HashMap<u64, Value, IndexHash>,
     /// Candidates with their cost and insertion number.
-    candidates: HashMap<u64, (Value, u64, u64)>,
+    candidates: HashMap<u64, (Value, u64, u64), IndexHash>,
     /// Candidates by index and insertion number, oldest first; entries whose number
     /// no longer matches were overwritten since.
     order: VecDeque<(u64, u64)>,
