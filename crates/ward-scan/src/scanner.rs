@@ -32,8 +32,18 @@ pub struct Limits {
     pub decoder_memory_bytes_max: u64,
     /// Values on the pickle analyser's stack (including marks).
     pub pickle_stack_max: usize,
-    /// Entries in the pickle memo.
-    pub pickle_memo_max: usize,
+    /// Separate runs of consecutive memo indexes a pickle stores (Python stores one);
+    /// a pickle that fragments its memo further is reported unreadable.
+    pub pickle_memo_ranges_max: usize,
+    /// Pickle memo entries kept because they may be judged later: globals, modules,
+    /// dtypes, array wrappers and tuples holding them, and strings that named a global.
+    /// Later ones are dropped (a memo reference to one is judged as a callable
+    /// computed at load time) and reported once per pickle as INFO.
+    pub pickle_memo_globals_max: usize,
+    /// Estimated bytes of other pickle memo entries kept (strings that could be names,
+    /// small tuples, tracked dicts); the oldest are evicted past it, so memory stays
+    /// flat whatever the pickle size.
+    pub pickle_memo_kept_bytes_max: u64,
     /// Opcodes read from one pickle stream (all concatenated pickles together).
     pub pickle_ops_max: u64,
     /// Tuples nested inside tuples that the pickle analyser tracks value by value;
@@ -75,7 +85,9 @@ impl Default for Limits {
             compression_ratio_exempt_bytes: 1 << 20,
             decoder_memory_bytes_max: 256 << 20,
             pickle_stack_max: 1 << 20,
-            pickle_memo_max: 1 << 20,
+            pickle_memo_ranges_max: 4096,
+            pickle_memo_globals_max: 1 << 16,
+            pickle_memo_kept_bytes_max: 4 << 20,
             pickle_ops_max: 1 << 30,
             pickle_nesting_max: 32,
             pickle_kept_string_bytes_max: 64 << 20,

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::rc::Rc;
 
 use super::input::{Input, Step, Stop};
+use super::memo::{Got, Memo, MemoBounds, PutError};
 use super::rules::{self, Verdict};
 use crate::{Scan, Severity};
 
@@ -90,7 +91,7 @@ impl Value {
         }
     }
 
-    fn str(&self) -> Option<&str> {
+    pub fn str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
             Value::Short(len, buf) => std::str::from_utf8(buf.get(..usize::from(*len))?).ok(),
@@ -111,7 +112,7 @@ impl Value {
 #[derive(Debug, Clone, Copy)]
 pub struct Bounds {
     pub stack_max: usize,
-    pub memo_max: usize,
+    pub memo: MemoBounds,
     pub ops_max: u64,
     pub string_max: usize,
     pub nesting_max: u32,
@@ -122,7 +123,11 @@ impl Bounds {
     pub fn of(limits: &crate::Limits) -> Self {
         Bounds {
             stack_max: limits.pickle_stack_max,
-            memo_max: limits.pickle_memo_max,
+            memo: MemoBounds {
+                ranges_max: limits.pickle_memo_ranges_max,
+                globals_max: limits.pickle_memo_globals_max,
+                kept_bytes_max: limits.pickle_memo_kept_bytes_max,
+            },
             ops_max: limits.pickle_ops_max,
             string_max: limits.string_bytes_max,
             nesting_max: limits.pickle_nesting_max,
@@ -140,8 +145,9 @@ pub struct Machine<'s, 'a> {
     joblib: bool,
     stack: Vec<Value>,
     marks: Vec<usize>,
-    memo: Vec<Option<Value>>,
-    memo_count: usize,
+    memo: Memo,
+    /// Whether `pickle.memo-limit` was reported for this pickle.
+    memo_reported: bool,
     seen: HashSet<String>,
     ops: u64,
     buf: Vec<u8>,
@@ -183,8 +189,8 @@ impl<'s, 'a> Machine<'s, 'a> {
             joblib,
             stack: Vec::new(),
             marks: Vec::new(),
-            memo: Vec::new(),
-            memo_count: 0,
+            memo: Memo::default(),
+            memo_reported: false,
             seen: HashSet::new(),
             ops: 0,
             buf: Vec::new(),
@@ -236,8 +242,8 @@ impl<'s, 'a> Machine<'s, 'a> {
     fn reset(&mut self) {
         self.stack.clear();
         self.marks.clear();
-        self.memo.clear();
-        self.memo_count = 0;
+        self.memo = Memo::default();
+        self.memo_reported = false;
         self.seen.clear();
         self.track_dicts = false;
         self.kept_bytes = 0;
@@ -398,36 +404,31 @@ impl<'s, 'a> Machine<'s, 'a> {
 
     fn put(&mut self, index: u64) -> Step<()> {
         let top = self.top()?.clone();
-        let i = usize::try_from(index)
-            .ok()
-            .filter(|&i| i < self.bounds.memo_max)
-            .ok_or_else(|| {
-                Stop::Limit(format!(
-                    "memo index {index} beyond {} (limits.pickle_memo_max)",
-                    self.bounds.memo_max
-                ))
-            })?;
-        if i >= self.memo.len() {
-            self.memo.resize(i + 1, None);
+        if let Err(PutError::Ranges) = self.memo.put(index, top, self.bounds.memo) {
+            return Err(Stop::Limit(format!(
+                "memo indexes stored in more than {} separate runs (limits.pickle_memo_ranges_max)",
+                self.bounds.memo.ranges_max
+            )));
         }
-        if let Some(slot) = self.memo.get_mut(i) {
-            if slot.is_none() {
-                self.memo_count += 1;
-            }
-            *slot = Some(top);
+        if self.memo.dropped && !self.memo_reported {
+            self.memo_reported = true;
+            let message = format!(
+                "pickle memo holds more values than kept (limits.pickle_memo_globals_max {}, limits.pickle_memo_kept_bytes_max {}); memo references from here on are judged without the values dropped",
+                self.bounds.memo.globals_max, self.bounds.memo.kept_bytes_max
+            );
+            let at = Some(self.base.saturating_add(self.at));
+            self.scan
+                .finding(Severity::Info, "pickle.memo-limit", message, at);
         }
         Ok(())
     }
 
     fn get(&mut self, index: u64) -> Step<()> {
-        let v = usize::try_from(index)
-            .ok()
-            .and_then(|i| self.memo.get(i))
-            .and_then(Option::clone);
-        match v {
-            Some(v) => self.push(v),
-            None if self.shadow => self.push(Value::Opaque),
-            None => Err(malformed(format!("memo key {index} was never stored"))),
+        match self.memo.get(index) {
+            Got::Value(v) => self.push(v),
+            Got::Unkept => self.push(Value::Opaque),
+            Got::NeverStored if self.shadow => self.push(Value::Opaque),
+            Got::NeverStored => Err(malformed(format!("memo key {index} was never stored"))),
         }
     }
 
@@ -665,6 +666,8 @@ impl<'s, 'a> Machine<'s, 'a> {
                 if !dotted_identifier(m.as_bytes()) || !dotted_identifier(n.as_bytes()) {
                     return Err(malformed("STACK_GLOBAL names are not identifiers"));
                 }
+                self.memo.named(m, self.bounds.memo);
+                self.memo.named(n, self.bounds.memo);
                 Ok(self.global(format!("{m}.{n}")))
             }
             _ if matches!(module, Value::Text) || matches!(name, Value::Text) => {
@@ -967,7 +970,7 @@ impl<'s, 'a> Machine<'s, 'a> {
                 self.put(u64::from(i))?;
             }
             0x94 => {
-                let i = self.memo_count as u64;
+                let i = self.memo.len();
                 self.put(i)?;
             }
             b'g' => {

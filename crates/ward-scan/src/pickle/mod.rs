@@ -16,6 +16,7 @@
 
 mod input;
 mod machine;
+mod memo;
 mod rules;
 
 use std::io::Read;

@@ -699,3 +699,100 @@ fn random_bytes_never_panic() {
         scan(&input, Limits::default());
     }
 }
+
+/// `n` memoized identifier-like strings, each popped: memo entries a big benign pickle
+/// holds by the million.
+fn fillers(p: P, n: usize) -> P {
+    (0..n).fold(p, |p, i| p.str(&format!("name{i:05}")).op(0x94).op(b'0'))
+}
+
+#[test]
+fn memo_past_its_limits() {
+    const LIMIT: &str = "pickle.memo-limit";
+    let limits = Limits {
+        pickle_memo_globals_max: 4,
+        pickle_memo_kept_bytes_max: 2_000,
+        ..Limits::default()
+    };
+    // A memoized global re-used by BINGET after the fillers.
+    let global_reused = fillers(
+        P::proto(4)
+            .str("collections")
+            .op(0x94)
+            .str("OrderedDict")
+            .op(0x94)
+            .op(0x93)
+            .op(0x94)
+            .op(b'0'),
+        100,
+    )
+    .get(2)
+    .op(b')')
+    .op(b'R')
+    .op(b'0');
+    // ... and its module string re-used by the next global of the same module.
+    let module_reused = global_reused
+        .clone()
+        .get(0)
+        .str("defaultdict")
+        .op(0x93)
+        .op(b'0');
+    // A STACK_GLOBAL whose strings were dropped: fail closed.
+    let dropped_name = fillers(
+        P::proto(4)
+            .str("os")
+            .op(0x94)
+            .str("system")
+            .op(0x94)
+            .op(b'0')
+            .op(b'0'),
+        100,
+    )
+    .get(0)
+    .get(1)
+    .op(0x93)
+    .op(b'0');
+    // Stored but never kept (a list): a GET yields something opaque, not an error.
+    let unkept = fillers(P::proto(4).op(b']').op(0x94).op(b'0'), 100)
+        .get(0)
+        .op(b'0');
+    let payload = fillers(P::proto(4), 100).call1("os", "system", "id");
+    let cases: Vec<(P, Expect)> = vec![
+        (global_reused, vec![(I, LIMIT, "memo")]),
+        (module_reused, vec![(I, LIMIT, "memo")]),
+        (
+            dropped_name,
+            vec![(I, LIMIT, "memo"), (H, DYNAMIC, "computed at load time")],
+        ),
+        (unkept, vec![(I, LIMIT, "memo")]),
+        (payload, vec![(I, LIMIT, "memo"), (C, DENIED, "os.system")]),
+    ];
+    for (input, expected) in cases {
+        check_with(&input.op(b'N').stop(), limits.clone(), &expected, false);
+    }
+}
+
+#[test]
+fn memo_indexes() {
+    let ranges = Limits {
+        pickle_memo_ranges_max: 3,
+        ..Limits::default()
+    };
+    let p = |indexes: &[u8]| {
+        indexes
+            .iter()
+            .fold(P::proto(2).op(b'N'), |p, &i| p.put(i))
+            .stop()
+    };
+    // (indexes PUT, limits, unreadable)
+    let cases: Vec<(P, Limits, bool)> = vec![
+        (p(&[0, 1, 2, 3]), ranges.clone(), false),
+        (p(&[3, 1, 2, 0, 9, 7, 8]), ranges.clone(), false),
+        (p(&[0, 2, 4, 6]), ranges.clone(), true),
+        (p(&[200, 0, 100]), Limits::default(), false),
+    ];
+    for (input, limits, unreadable) in cases {
+        let report = scan(&input.0, limits);
+        assert_eq!(!report.unreadable.is_empty(), unreadable, "{report:#?}");
+    }
+}
