@@ -420,10 +420,20 @@ fn scan_policies_block_by_severity_and_refuse_unscanned_content() {
         "--block-at",
         "medium",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(body["effective_scan_policy"]["block_severity"], "MEDIUM", "{body}");
-    assert_eq!(body["effective_scan_policy"]["quarantine_severity"], "CRITICAL", "{body}");
+    assert_eq!(
+        body["effective_scan_policy"]["block_severity"], "MEDIUM",
+        "{body}"
+    );
+    assert_eq!(
+        body["effective_scan_policy"]["quarantine_severity"], "CRITICAL",
+        "{body}"
+    );
     let odd = work.path().join("odd.pkl");
     std::fs::write(&odd, unknown_callable_pickle()).unwrap();
     let (_, layer) = push_file(&server, "models/strict:v1", &odd);
