@@ -351,7 +351,13 @@ fn a_model_whose_pickle_runs_os_system_is_quarantined_and_refused_while_a_clean_
         assert_eq!(status, 200, "{report}");
         assert_eq!(report["allowed"], false);
         assert_eq!(report["quarantined"], true);
-        assert_eq!(report["blobs"][0]["max_severity"], "CRITICAL");
+        let layer = report["blobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["digest"] == bad_layer.as_str())
+            .unwrap_or_else(|| panic!("{report}"));
+        assert_eq!(layer["max_severity"], "CRITICAL", "{report}");
     }
 
     // Release needs a reason; then the artifact can be tagged and pulled again.

@@ -86,6 +86,10 @@ impl TestRegistry {
         };
         // Decisions must follow API changes at once; other servers poll quickly in tests.
         config.auth.revision_poll_millis = 50;
+        // The scan workers attach report referrers asynchronously; these tests of
+        // the OCI and management APIs need deterministic listings. Scanning is
+        // tested end to end in crates/ward/tests/scan.rs and the store suite.
+        config.scan.enabled = false;
         config.database_url = match backend {
             Backend::Sqlite => testing::sqlite_url(dir.path()),
             Backend::Postgres => testing::fresh_postgres_url().await,
