@@ -609,6 +609,22 @@ async fn attach_reports(state: &AppState, digest: Digest) -> Result<(), ScanErro
     Ok(())
 }
 
+/// A manifest was stored: its blobs may all have been scanned before it
+/// existed (they are scanned as soon as they are uploaded, and shared content
+/// was scanned long ago), so try to attach its report now, off the request.
+pub(crate) fn manifest_stored(state: &AppState, repository: &RepositoryName, digest: Digest) {
+    if !state.config.scan.enabled {
+        return;
+    }
+    let state = state.clone();
+    let repository = repository.as_str().to_owned();
+    tokio::spawn(async move {
+        if let Err(e) = attach_report(&state, &repository, digest).await {
+            tracing::warn!(%repository, %digest, error = %e, "attaching a scan report failed");
+        }
+    });
+}
+
 async fn attach_report(
     state: &AppState,
     repository: &str,

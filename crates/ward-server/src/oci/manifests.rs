@@ -269,6 +269,7 @@ async fn store(
         .await?;
     match outcome {
         PutManifestOutcome::Stored { moved } => {
+            crate::scanning::manifest_stored(&ctx.state, name, digest);
             if crate::gate::may_be_signature(tags, parsed.subject.is_some()) {
                 ctx.state.signatures.signatures_changed();
             }
