@@ -48,22 +48,17 @@ enum Command {
     Audit(cmd::audit::Args),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => cmd::serve::run(args).await,
-        Command::Push(args) => cmd::push::run(args).await,
-        Command::Pull(args) => cmd::pull::run(args).await,
-        Command::Login(args) => cmd::login::run(args).await,
-        Command::Logout(args) => cmd::login::logout(args).await,
-        Command::Admin(args) => cmd::admin::run(args).await,
-        Command::Scan(args) => cmd::scan::run(args).await,
-        Command::Sign(args) => cmd::sign::run(args).await,
-        Command::Verify(args) => cmd::verify::run(args).await,
-        Command::Gate(args) => cmd::gate::run(args).await,
-        Command::Key(args) => cmd::key::run(args).await,
-        Command::Audit(args) => cmd::audit::run(args).await,
+        // Offline and CPU-bound: no async runtime, whose start-up (threads,
+        // reading the cgroup's CPU quota) is most of the time a small scan takes.
+        Command::Scan(args) => cmd::scan::run(args),
+        command => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(run(command))),
     };
     match result {
         Ok(code) => code,
@@ -71,5 +66,22 @@ async fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => cmd::serve::run(args).await,
+        Command::Push(args) => cmd::push::run(args).await,
+        Command::Pull(args) => cmd::pull::run(args).await,
+        Command::Login(args) => cmd::login::run(args).await,
+        Command::Logout(args) => cmd::login::logout(args).await,
+        Command::Admin(args) => cmd::admin::run(args).await,
+        Command::Scan(args) => cmd::scan::run(args),
+        Command::Sign(args) => cmd::sign::run(args).await,
+        Command::Verify(args) => cmd::verify::run(args).await,
+        Command::Gate(args) => cmd::gate::run(args).await,
+        Command::Key(args) => cmd::key::run(args).await,
+        Command::Audit(args) => cmd::audit::run(args).await,
     }
 }

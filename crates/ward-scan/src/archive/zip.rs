@@ -145,18 +145,34 @@ impl Directory {
     }
 }
 
+/// How much of the end is read first: enough for the end record and a short
+/// comment, which is what nearly every archive has.
+const SHORT_TAIL: u64 = 1024;
+
 fn find_directory(src: &mut dyn Source, file_len: u64) -> Result<Directory, String> {
-    let tail_len = file_len.min(EOCD_LEN + COMMENT_MAX);
-    let tail_start = file_len - tail_len;
-    let mut tail = Vec::new();
-    src.seek(SeekFrom::Start(tail_start))
-        .and_then(|_| src.take(tail_len).read_to_end(&mut tail))
-        .map_err(|e| format!("cannot read the end of the zip: {e}"))?;
     // The last record wins, as in zipfile and miniz: a fake one in the comment of a
-    // real one is what the loader sees too.
-    let at = tail
-        .windows(4)
-        .rposition(|w| w == EOCD_SIG)
+    // real one is what the loader sees too. The last one in the short tail is the
+    // last one in the file, so the whole comment range is read only without one.
+    let mut found = None;
+    for tail_len in [
+        file_len.min(SHORT_TAIL),
+        file_len.min(EOCD_LEN + COMMENT_MAX),
+    ] {
+        let tail_start = file_len - tail_len;
+        let mut tail = Vec::with_capacity(usize::try_from(tail_len).unwrap_or(0));
+        src.seek(SeekFrom::Start(tail_start))
+            .and_then(|_| src.take(tail_len).read_to_end(&mut tail))
+            .map_err(|e| format!("cannot read the end of the zip: {e}"))?;
+        let last = tail.windows(4).rposition(|w| w == EOCD_SIG);
+        found = Some((tail_len, tail_start, tail, last));
+        if last.is_some() {
+            break;
+        }
+    }
+    let Some((tail_len, tail_start, tail, last)) = found else {
+        return Err("no zip end-of-central-directory record".into());
+    };
+    let at = last
         .filter(|&at| tail.len() - at >= EOCD_LEN as usize)
         .ok_or("no zip end-of-central-directory record")?;
     let eocd = tail.get(at..).unwrap_or_default();
@@ -1102,6 +1118,20 @@ pub(crate) mod tests {
         assert_eq!(dispatched(&report), ["archive/data.pkl"]);
         // The end of the file searched for the end record, the headers and no more.
         assert!(report.bytes_scanned < 70_000, "{}", report.bytes_scanned);
+    }
+
+    #[test]
+    fn the_end_record_is_found_before_a_long_comment() {
+        // Past the short tail: found by reading the whole comment range.
+        let mut bytes = zip(&[stored("data.pkl", PROBE)]);
+        let comment = vec![b'c'; 5000];
+        let len = bytes.len();
+        bytes[len - 2..].copy_from_slice(&(comment.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(&comment);
+        let report = scan(&bytes);
+        assert_eq!(report.format, Format::Zip, "{report:#?}");
+        assert_eq!(dispatched(&report), ["data.pkl"], "{report:#?}");
+        assert!(report.unreadable.is_empty(), "{report:#?}");
     }
 
     #[test]

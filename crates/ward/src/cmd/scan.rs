@@ -33,7 +33,7 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 }
 
 /// Runs `ward scan`.
-pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(missing) = args
         .paths
         .iter()
@@ -42,15 +42,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("error: {} does not exist", missing.display());
         return Ok(ExitCode::from(2));
     }
-    let paths = args.paths.clone();
-    let reports = tokio::task::spawn_blocking(move || {
-        let scanner = Scanner::default();
-        paths
-            .iter()
-            .flat_map(|p| scanner.scan_path(p))
-            .collect::<Vec<_>>()
-    })
-    .await?;
+    let paths = &args.paths;
+    let scanner = Scanner::default();
+    let reports = paths
+        .iter()
+        .flat_map(|p| scanner.scan_path(p))
+        .collect::<Vec<_>>();
     if args.json {
         let files: Vec<_> = reports
             .iter()
