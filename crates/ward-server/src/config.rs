@@ -58,6 +58,8 @@ pub struct Config {
     pub audit: ward_audit::AuditConfig,
     /// Scanning: workers, rescans, the default scan policy, alerts and the scanner's limits.
     pub scan: crate::scanning::ScanConfig,
+    /// The signature gate: what it reads per decision and how long it reuses one.
+    pub signatures: crate::gate::SignatureConfig,
 }
 
 /// A secret from configuration: never printed, never serialised back out.
@@ -155,6 +157,7 @@ impl Default for Config {
                 ..ward_audit::AuditConfig::default()
             },
             scan: crate::scanning::ScanConfig::default(),
+            signatures: crate::gate::SignatureConfig::default(),
         }
     }
 }
@@ -198,10 +201,12 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         let env = Env::prefixed("WARD_").ignore(&NON_CONFIG_ENV).split("__");
-        figment
+        let config: Config = figment
             .merge(env)
             .extract()
-            .map_err(|e| ConfigError(e.to_string()))
+            .map_err(|e| ConfigError(e.to_string()))?;
+        config.signatures.validate().map_err(ConfigError)?;
+        Ok(config)
     }
 
     /// The database URL, defaulting to SQLite under `data_dir`.
@@ -277,6 +282,24 @@ mod tests {
         std::fs::write(&file, "lisen = \"127.0.0.1:1\"\n").unwrap();
         assert!(Config::load(Some(&file)).is_err());
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+
+    #[test]
+    fn signature_gate_limits_are_keys_and_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ward.toml");
+        std::fs::write(
+            &file,
+            "[signatures]\nblob_bytes_max = 4096\nrefusal_ttl_secs = 0\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&file)).unwrap();
+        assert_eq!(c.signatures.blob_bytes_max, 4096);
+        assert_eq!(c.signatures.refusal_ttl_secs, 0);
+        assert_eq!(c.signatures.manifests_max, 64);
+        std::fs::write(&file, "[signatures]\nmanifests_max = 0\n").unwrap();
+        let err = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(err.contains("signatures.manifests_max"), "{err}");
     }
 
     #[test]

@@ -29,10 +29,11 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use quick_cache::sync::Cache;
+use serde::{Deserialize, Serialize};
 use ward_core::manifest::{self, ManifestKind};
 use ward_core::name::{Reference, RepositoryName, Tag};
 use ward_core::{Digest, ErrorCode};
-use ward_sign::oci::{self, COSIGN_SIGNATURE_ARTIFACT_TYPE, SIGSTORE_BUNDLE_MEDIA_TYPE};
+use ward_sign::oci::{self, SIGSTORE_BUNDLE_MEDIA_TYPE};
 use ward_sign::policy::{Candidate, CompiledPolicy};
 use ward_sign::verify::{Context, Subject};
 use ward_store::meta::ManifestMeta;
@@ -41,22 +42,63 @@ use ward_store::paths;
 use crate::error::{ApiError, ApiResult};
 use crate::oci::Ctx;
 
-/// Largest signature blob read (payloads and bundles are a few KiB).
-pub const SIGNATURE_BLOB_BYTES_MAX: u64 = 1024 * 1024;
-/// Most signature manifests (tag plus referrers) read for one subject.
-pub const SIGNATURE_MANIFESTS_MAX: u32 = 64;
-/// Most parents looked at to find a verified index or manifest.
-pub const PARENTS_MAX: u32 = 32;
-/// Verdicts kept.
-pub const VERDICTS_MAX: usize = 100_000;
-/// How long a verdict is reused at most (a refusal is re-checked sooner
-/// anyway: any push of a signature moves the generation).
-pub const VERDICT_TTL: Duration = Duration::from_secs(300);
-/// How long a refusal is reused at most: a signature pushed through another
-/// server sharing the database moves only that server's generation.
-pub const REFUSAL_TTL: Duration = Duration::from_secs(5);
-/// Most files read from a model manifest for model-signing verification.
-pub const MODEL_FILES_MAX: usize = 100_000;
+/// `[signatures]`: what the signature gate reads for one decision, and how
+/// long it reuses a decision.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignatureConfig {
+    /// Largest signature blob read (payloads and bundles are a few KiB); also
+    /// the most a manifest of signature layers may hold to stay readable in a
+    /// protected repository.
+    pub blob_bytes_max: u64,
+    /// Most signature manifests (tag plus referrers) read for one subject.
+    pub manifests_max: u32,
+    /// Most parents looked at to find a verified index or manifest.
+    pub parents_max: u32,
+    /// Most files read from a model manifest for model-signing verification.
+    pub model_files_max: usize,
+    /// Verdicts kept in memory.
+    pub verdicts_max: usize,
+    /// How long an allowance is reused at most, in seconds (a signature push
+    /// or a trust-policy change ends it sooner).
+    pub verdict_ttl_secs: u64,
+    /// How long a refusal is reused at most, in seconds: a signature pushed
+    /// through another server sharing the database moves only that server's
+    /// generation.
+    pub refusal_ttl_secs: u64,
+}
+
+impl Default for SignatureConfig {
+    fn default() -> Self {
+        SignatureConfig {
+            blob_bytes_max: 1024 * 1024,
+            manifests_max: 64,
+            parents_max: 32,
+            model_files_max: 100_000,
+            verdicts_max: 100_000,
+            verdict_ttl_secs: 300,
+            refusal_ttl_secs: 5,
+        }
+    }
+}
+
+impl SignatureConfig {
+    /// Refuses values that would disable the gate's reads or its cache.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("blob_bytes_max", self.blob_bytes_max),
+            ("manifests_max", u64::from(self.manifests_max)),
+            ("parents_max", u64::from(self.parents_max)),
+            ("model_files_max", self.model_files_max as u64),
+            ("verdicts_max", self.verdicts_max as u64),
+        ] {
+            if value == 0 {
+                return Err(format!("signatures.{key} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct VerdictKey {
@@ -76,22 +118,29 @@ pub struct GateVerdict {
     until: Instant,
 }
 
-/// The verdict cache and the signature generation.
+/// The gate's limits, the verdict cache and the signature generation.
 pub struct SignatureGate {
+    config: SignatureConfig,
     verdicts: Cache<VerdictKey, Arc<GateVerdict>>,
     generation: AtomicU64,
 }
 
 impl Default for SignatureGate {
     fn default() -> Self {
-        SignatureGate {
-            verdicts: Cache::new(VERDICTS_MAX),
-            generation: AtomicU64::new(0),
-        }
+        SignatureGate::new(SignatureConfig::default())
     }
 }
 
 impl SignatureGate {
+    /// A gate with these limits and an empty cache.
+    pub fn new(config: SignatureConfig) -> Self {
+        SignatureGate {
+            verdicts: Cache::new(config.verdicts_max.max(1)),
+            config,
+            generation: AtomicU64::new(0),
+        }
+    }
+
     /// Something that may be a signature was pushed: cached verdicts stop counting.
     pub fn signatures_changed(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
@@ -127,7 +176,7 @@ fn is_signature_tag(tag: &str) -> bool {
 
 /// A manifest that holds only signatures (every layer a signature type, the
 /// whole small): readable in protected repositories so clients can verify.
-fn is_signature_artifact(bytes: &[u8]) -> bool {
+fn is_signature_artifact(bytes: &[u8], bytes_max: u64) -> bool {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
         return false;
     };
@@ -141,7 +190,7 @@ fn is_signature_artifact(bytes: &[u8]) -> bool {
     };
     let total: u64 = layers.iter().filter_map(|l| l["size"].as_u64()).sum();
     !layers.is_empty()
-        && total <= SIGNATURE_BLOB_BYTES_MAX
+        && total <= bytes_max
         && layers
             .iter()
             .all(|l| l["mediaType"].as_str().is_some_and(signature_type))
@@ -182,11 +231,12 @@ pub(crate) async fn check_manifest(
     content: &Bytes,
 ) -> ApiResult<()> {
     let snapshot = ctx.state.access.snapshot();
+    let limits = &ctx.state.signatures.config;
     let Some(policy) = snapshot.trust.clone() else {
         return Ok(());
     };
     if !policy.protects_repository(name.as_str())
-        || is_signature_artifact(content)
+        || is_signature_artifact(content, limits.blob_bytes_max)
         || is_producer(ctx, name)
     {
         return Ok(());
@@ -199,7 +249,7 @@ pub(crate) async fn check_manifest(
     for parent in ctx
         .state
         .meta
-        .referencing_manifests(name, &meta.digest, PARENTS_MAX)
+        .referencing_manifests(name, &meta.digest, limits.parents_max)
         .await?
     {
         if let Some(v) = parent_verdict(ctx, &policy, name, parent).await?
@@ -222,6 +272,7 @@ pub(crate) async fn check_manifest(
 /// manifest of that repository that may be pulled.
 pub(crate) async fn check_blob(ctx: &Ctx, name: &RepositoryName, digest: Digest) -> ApiResult<()> {
     let snapshot = ctx.state.access.snapshot();
+    let limits = &ctx.state.signatures.config;
     let Some(policy) = snapshot.trust.clone() else {
         return Ok(());
     };
@@ -231,13 +282,13 @@ pub(crate) async fn check_blob(ctx: &Ctx, name: &RepositoryName, digest: Digest)
     let parents = ctx
         .state
         .meta
-        .referencing_manifests(name, &digest, PARENTS_MAX)
+        .referencing_manifests(name, &digest, limits.parents_max)
         .await?;
     for parent in &parents {
         let Some(bytes) = manifest_bytes(ctx, name, *parent).await? else {
             continue;
         };
-        if is_signature_artifact(&bytes) {
+        if is_signature_artifact(&bytes, limits.blob_bytes_max) {
             return Ok(());
         }
         if let Some(v) = parent_verdict(ctx, &policy, name, *parent).await?
@@ -249,7 +300,7 @@ pub(crate) async fn check_blob(ctx: &Ctx, name: &RepositoryName, digest: Digest)
         for grandparent in ctx
             .state
             .meta
-            .referencing_manifests(name, parent, PARENTS_MAX)
+            .referencing_manifests(name, parent, limits.parents_max)
             .await?
         {
             if let Some(v) = parent_verdict(ctx, &policy, name, grandparent).await?
@@ -393,7 +444,7 @@ async fn verdict(
     let model = if is_index {
         None
     } else {
-        oci::model_files(content, MODEL_FILES_MAX).ok()
+        oci::model_files(content, gate.config.model_files_max).ok()
     };
     let subject = Subject {
         repository: name.as_str(),
@@ -412,7 +463,12 @@ async fn verdict(
     } else {
         result.summary()
     };
-    let mut until = Instant::now() + if allowed { VERDICT_TTL } else { REFUSAL_TTL };
+    let ttl = if allowed {
+        gate.config.verdict_ttl_secs
+    } else {
+        gate.config.refusal_ttl_secs
+    };
+    let mut until = Instant::now() + Duration::from_secs(ttl);
     if let Some(valid_until) = result.valid_until {
         let now = ward_sign::time::now();
         let left = u64::try_from(valid_until.saturating_sub(now)).unwrap_or(0);
@@ -430,6 +486,7 @@ async fn verdict(
 /// Every signature stored for `digest` in `name`: the layers of the cosign
 /// tag-scheme manifest and of each signature referrer.
 async fn candidates(ctx: &Ctx, name: &RepositoryName, digest: Digest) -> ApiResult<Vec<Candidate>> {
+    let limits = &ctx.state.signatures.config;
     let mut manifests: Vec<(String, Bytes)> = Vec::new();
     if let Ok(tag) = Tag::parse(&oci::signature_tag(&digest))
         && let Some(meta) = ctx
@@ -444,11 +501,11 @@ async fn candidates(ctx: &Ctx, name: &RepositoryName, digest: Digest) -> ApiResu
     let (referrers, _) = ctx
         .state
         .meta
-        .referrers(name, &digest, None, None, SIGNATURE_MANIFESTS_MAX)
+        .referrers(name, &digest, None, None, limits.manifests_max)
         .await?;
     for r in referrers {
         let kind = r.artifact_type.as_deref().unwrap_or_default();
-        if kind != COSIGN_SIGNATURE_ARTIFACT_TYPE && kind != SIGSTORE_BUNDLE_MEDIA_TYPE {
+        if !oci::is_signature_artifact_type(kind) {
             continue;
         }
         if let Some(bytes) = manifest_bytes(ctx, name, r.digest).await? {
@@ -465,14 +522,14 @@ async fn candidates(ctx: &Ctx, name: &RepositoryName, digest: Digest) -> ApiResu
             let Some(size) = ctx.state.meta.blob_in_repository(name, &d).await? else {
                 continue;
             };
-            if size > SIGNATURE_BLOB_BYTES_MAX {
+            if size > limits.blob_bytes_max {
                 continue;
             }
             let mut stream = ctx.state.blobs.read(&paths::blob(&d), None).await?;
             let mut blob = BytesMut::new();
             while let Some(chunk) = stream.next().await {
                 blob.extend_from_slice(&chunk?);
-                if blob.len() as u64 > SIGNATURE_BLOB_BYTES_MAX {
+                if blob.len() as u64 > limits.blob_bytes_max {
                     break;
                 }
             }

@@ -131,6 +131,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
             "the audit log is DISABLED (audit.enabled = false): nothing is recorded; never run a production registry like this"
         );
     }
+    let signatures = Arc::new(gate::SignatureGate::new(config.signatures.clone()));
     Ok(AppState {
         manifests: ManifestCache::new(config.cache.manifest_bytes_max),
         config: Arc::new(config),
@@ -140,7 +141,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         access: Arc::new(access),
         audit: Arc::new(audit),
         audit_public_key: Arc::new(audit_public_key),
-        signatures: Arc::new(gate::SignatureGate::default()),
+        signatures,
         scan_wake: Arc::new(scanning::ScanWake::default()),
     })
 }

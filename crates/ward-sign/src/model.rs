@@ -547,6 +547,16 @@ pub fn sign_directory(
     key: &PrivateKey,
     options: &SignOptions,
 ) -> Result<Vec<u8>, ModelSignError> {
+    let statement = directory_statement(model, options)?;
+    sign_statement(&statement, key, &options.certificate_chain)
+}
+
+/// The statement [`sign_directory`] signs: every file of the model that is
+/// not ignored, with its sha256.
+pub fn directory_statement(
+    model: &ModelDirectory,
+    options: &SignOptions,
+) -> Result<ModelStatement, ModelSignError> {
     let mut ignore_paths: Vec<String> = Vec::new();
     for path in &options.ignore_paths {
         let relative = path.trim_end_matches('/');
@@ -568,8 +578,7 @@ pub fn sign_directory(
     if files.files.is_empty() {
         return Err(ModelSignError::Empty);
     }
-    let statement = ModelStatement::new(&model.name(), &files, ignore_paths);
-    sign_statement(&statement, key, &options.certificate_chain)
+    Ok(ModelStatement::new(&model.name(), &files, ignore_paths))
 }
 
 /// Wraps a statement in a signed DSSE envelope inside a v0.3 bundle. With a

@@ -109,6 +109,59 @@ impl ImageManifest {
     }
 }
 
+/// Whether a referrer of this `artifactType` may hold signatures: cosign's
+/// signature type, any sigstore bundle version (`...bundle.v0.3+json`,
+/// `...bundle+json;version=0.3`), or Ward's RSA-PSS type.
+pub fn is_signature_artifact_type(artifact_type: &str) -> bool {
+    artifact_type == COSIGN_SIGNATURE_ARTIFACT_TYPE
+        || artifact_type == crate::pss::RSA_PSS_SIGNATURE_MEDIA_TYPE
+        || artifact_type.starts_with("application/vnd.dev.sigstore.bundle")
+}
+
+/// A signature stored as an OCI 1.1 referrer of `subject`: one layer holding
+/// the signature, an empty config, and `artifactType` set to the layer's media
+/// type (what `oras attach` and `cosign attach` write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureReferrer {
+    /// The signature blob (a sigstore bundle, or a raw RSA-PSS signature).
+    pub signature: Blob,
+    /// The config blob (the OCI empty descriptor, `{}`).
+    pub config: Blob,
+    /// The referrer manifest.
+    pub manifest: Blob,
+}
+
+/// Wraps `signature` (of `media_type`) as a referrer of `subject`.
+pub fn signature_referrer(
+    media_type: &str,
+    signature: Vec<u8>,
+    subject: &Descriptor,
+) -> SignatureReferrer {
+    let signature = Blob::new(media_type, signature);
+    let config = Blob::new(OCI_EMPTY_MEDIA_TYPE, EMPTY_JSON.to_vec());
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: OCI_MANIFEST_MEDIA_TYPE.into(),
+        artifact_type: Some(media_type.to_owned()),
+        config: config.descriptor.clone(),
+        layers: vec![signature.descriptor.clone()],
+        subject: Some(Descriptor {
+            media_type: subject.media_type.clone(),
+            digest: subject.digest,
+            size: subject.size,
+            annotations: BTreeMap::new(),
+            artifact_type: None,
+        }),
+        annotations: BTreeMap::new(),
+    }
+    .to_blob();
+    SignatureReferrer {
+        signature,
+        config,
+        manifest,
+    }
+}
+
 /// The tag cosign stores signatures of `digest` under: `sha256-<hex>.sig`.
 pub fn signature_tag(digest: &Digest) -> String {
     format!("sha256-{}.sig", digest.hex())

@@ -13,65 +13,6 @@ use std::process::Output;
 use common::*;
 use serde_json::Value;
 
-const KEY_PASSWORD: &str = "gate-test-key-password";
-
-fn ward_with(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ward"));
-    cmd.args(args)
-        .env("WARD_USERNAME", "admin")
-        .env("WARD_PASSWORD", ADMIN_PASSWORD)
-        .env(
-            "WARD_CREDENTIALS_FILE",
-            "/nonexistent/ward-test-credentials",
-        );
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run ward")
-}
-
-fn generate_key(dir: &Path, name: &str) -> PathBuf {
-    let prefix = dir.join(name);
-    let out = ward_with(
-        &[
-            "key",
-            "generate",
-            "--output-key-prefix",
-            prefix.to_str().unwrap(),
-        ],
-        &[("COSIGN_PASSWORD", KEY_PASSWORD)],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    prefix
-}
-
-/// Runs `ward gate --json`; returns the exit code and the decision.
-fn gate(reference: &str, key: &Path) -> (Option<i32>, Value) {
-    let out = ward(&["gate", reference, "--key", key.to_str().unwrap(), "--json"]);
-    let decision = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code(), decision)
-}
-
-fn push_file(server: &WardProcess, reference: &str, file: &Path) -> String {
-    let out = ward(&[
-        "push",
-        &format!("{}/{reference}", server.addr),
-        file.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pushed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    pushed["digest"].as_str().unwrap().to_owned()
-}
-
 #[test]
 fn unsigned_is_refused_signed_passes_and_a_moved_tag_is_refused_again() {
     let work = tempfile::tempdir().unwrap();
@@ -226,7 +167,7 @@ fn a_signature_written_by_sigstore_rs_passes_the_gate() {
     assert_eq!(code, Some(1), "{decision}");
 }
 
-fn put_trust_policy(server: &WardProcess, work: &Path, public_key: &Path, revoked: bool) {
+fn release_policy(server: &WardProcess, work: &Path, public_key: &Path, revoked: bool) {
     let policy = serde_json::json!({
         "keys": [{
             "name": "release",
@@ -240,61 +181,10 @@ fn put_trust_policy(server: &WardProcess, work: &Path, public_key: &Path, revoke
             "promote_tags": ["prod-*"],
         }],
     });
-    let file = work.join("trust.json");
-    std::fs::write(&file, policy.to_string()).unwrap();
-    let out = ward(&[
-        "admin",
-        "--registry",
-        &server.addr,
-        "trust",
-        "put",
-        file.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    put_trust_policy(server, work, &policy);
 }
 
-/// A consumer: a robot that may only pull from `prod/**`.
-struct Consumer(String, String);
-
-fn create_consumer(server: &WardProcess) -> Consumer {
-    let out = ward(&[
-        "admin",
-        "--registry",
-        &server.addr,
-        "robot",
-        "create",
-        "deployer",
-        "--grant",
-        "read=prod/**",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Consumer(
-        "deployer".into(),
-        String::from_utf8(out.stdout).unwrap().trim().to_owned(),
-    )
-}
-
-fn get_status(server: &WardProcess, who: &Consumer, path: &str, user_agent: &str) -> (u16, String) {
-    let r = reqwest::blocking::Client::new()
-        .get(server.url(path))
-        .basic_auth(&who.0, Some(&who.1))
-        .header(
-            "accept",
-            "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
-        )
-        .header("user-agent", user_agent)
-        .send()
-        .unwrap();
-    (r.status().as_u16(), r.text().unwrap())
-}
+type Consumer = (String, String);
 
 fn skopeo_pull(server: &WardProcess, who: &Consumer, image: &str, dest: &Path) -> Output {
     tool(
@@ -315,8 +205,8 @@ fn a_protected_repository_serves_only_verified_content() {
     let work = tempfile::tempdir().unwrap();
     let server = WardProcess::start(&work.path().join("data"), &[]);
     let key = generate_key(work.path(), "release");
-    put_trust_policy(&server, work.path(), &key.with_extension("pub"), false);
-    let deployer = create_consumer(&server);
+    release_policy(&server, work.path(), &key.with_extension("pub"), false);
+    let deployer = create_robot(&server, "deployer", "read=prod/**");
 
     // Pushing is not gated: an image goes in with skopeo, unsigned.
     let layout = umoci_image(work.path());
@@ -349,7 +239,7 @@ fn a_protected_repository_serves_only_verified_content() {
     // digest, and a real client's pull are all refused, whatever the client
     // calls itself.
     for ua in ["skopeo/1.9.3", "cosign/2.2.0 (linux; amd64)"] {
-        let (status, body) = get_status(&server, &deployer, "/v2/prod/web/manifests/v1", ua);
+        let (status, body) = get_as(&server, &deployer, "/v2/prod/web/manifests/v1", ua);
         assert_eq!(status, 403, "{body}");
         assert!(
             body.contains("DENIED") && body.contains("trust policy"),
@@ -363,7 +253,7 @@ fn a_protected_repository_serves_only_verified_content() {
         .unwrap();
     assert_eq!(head.status(), reqwest::StatusCode::FORBIDDEN);
     let blob_path = format!("/v2/prod/web/blobs/{layer}");
-    let (status, body) = get_status(&server, &deployer, &blob_path, "curl/8");
+    let (status, body) = get_as(&server, &deployer, &blob_path, "curl/8");
     assert_eq!(status, 403, "the blob-digest bypass is closed: {body}");
     let refused = skopeo_pull(&server, &deployer, "prod/web:v1", &work.path().join("out1"));
     assert!(!refused.status.success());
@@ -409,14 +299,14 @@ fn a_protected_repository_serves_only_verified_content() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (status, body) = get_status(
+    let (status, body) = get_as(
         &server,
         &deployer,
         "/v2/prod/web/manifests/v1",
         "skopeo/1.9.3",
     );
     assert_eq!(status, 200, "{body}");
-    let (status, _) = get_status(&server, &deployer, &blob_path, "curl/8");
+    let (status, _) = get_as(&server, &deployer, &blob_path, "curl/8");
     assert_eq!(status, 200);
     let out = skopeo_pull(&server, &deployer, "prod/web:v1", &work.path().join("out2"));
     assert!(
@@ -427,8 +317,8 @@ fn a_protected_repository_serves_only_verified_content() {
     assert_eq!(promote("prod-1"), 201);
 
     // Revoking the key takes effect at once.
-    put_trust_policy(&server, work.path(), &key.with_extension("pub"), true);
-    let (status, body) = get_status(
+    release_policy(&server, work.path(), &key.with_extension("pub"), true);
+    let (status, body) = get_as(
         &server,
         &deployer,
         "/v2/prod/web/manifests/v1",
@@ -467,4 +357,244 @@ fn a_protected_repository_serves_only_verified_content() {
         .send()
         .unwrap();
     assert_eq!(dev.status(), reqwest::StatusCode::OK);
+}
+
+/// The PyPI `model_signing` tool from the venv (`./scripts/test` installs it).
+fn model_signing(args: &[&str]) -> Output {
+    let cli = venv_python().with_file_name("model_signing");
+    tool(cli.to_str().unwrap(), args)
+}
+
+fn openssl_key(dir: &Path, name: &str, algorithm: &[&str]) -> (PathBuf, PathBuf) {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub"));
+    let mut args = vec!["genpkey"];
+    args.extend_from_slice(algorithm);
+    args.extend_from_slice(&["-out", private.to_str().unwrap()]);
+    tool_ok("openssl", &args);
+    tool_ok(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            private.to_str().unwrap(),
+            "-pubout",
+            "-out",
+            public.to_str().unwrap(),
+        ],
+    );
+    (private, public)
+}
+
+/// `ward push` of every file of a flat model directory (one layer per file,
+/// titled with its name); returns the manifest digest.
+fn push_model_dir(server: &WardProcess, reference: &str, dir: &Path) -> String {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_str().unwrap().to_owned())
+        .collect();
+    files.sort();
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    push_files(server, reference, &files, &[])["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Attaches a sigstore bundle to `digest` the way `oras attach` does: a
+/// referrer whose one layer is the bundle.
+fn attach_bundle(server: &WardProcess, reference: &str, digest: &str, bundle: &Path) -> String {
+    const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    let spec = format!("{}:{BUNDLE}", bundle.display());
+    push_files(
+        server,
+        reference,
+        &[&spec],
+        &["--artifact-type", BUNDLE, "--subject", digest],
+    )["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_signed_model_is_served_whole_and_a_changed_or_extended_one_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let server = WardProcess::start(&work.path().join("data"), &[]);
+    let (ec_key, ec_pub) = openssl_key(
+        work.path(),
+        "ml-team",
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    );
+    let (rsa_key, rsa_pub) = openssl_key(
+        work.path(),
+        "legacy",
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    );
+    let policy = serde_json::json!({
+        "keys": [
+            {"name": "ml-team", "public_key": std::fs::read_to_string(&ec_pub).unwrap()},
+            {"name": "legacy", "public_key": std::fs::read_to_string(&rsa_pub).unwrap()},
+        ],
+        "rules": [{
+            "name": "models",
+            "repositories": ["models/**"],
+            "keys": ["ml-team", "legacy"],
+        }],
+    });
+    put_trust_policy(&server, work.path(), &policy);
+    let deployer = create_robot(&server, "deployer", "read=models/**");
+    let manifest = |reference: &str| {
+        get_as(
+            &server,
+            &deployer,
+            &format!("/v2/models/fraud/manifests/{reference}"),
+            "deployer/1",
+        )
+    };
+
+    // A model directory, pushed one file per layer and signed by the
+    // independent model_signing tool (key mode).
+    let model = work.path().join("fraud-v1");
+    std::fs::create_dir(&model).unwrap();
+    std::fs::write(model.join("config.json"), b"{\"hidden_size\": 8}").unwrap();
+    std::fs::write(
+        model.join("model.safetensors"),
+        b"\x08\0\0\0\0\0\0\0{}      ",
+    )
+    .unwrap();
+    let v1 = push_model_dir(&server, "models/fraud:v1", &model);
+    let (status, body) = manifest("v1");
+    assert_eq!(status, 403, "unsigned: {body}");
+    let bundle = work.path().join("fraud-v1.sig");
+    let out = model_signing(&[
+        "sign",
+        "key",
+        "--private_key",
+        ec_key.to_str().unwrap(),
+        "--signature",
+        bundle.to_str().unwrap(),
+        model.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    attach_bundle(&server, "models/fraud:v1-bundle", &v1, &bundle);
+
+    // Every file of it is checked against the bundle: the manifest and each
+    // layer are served, and the deployment gate agrees.
+    let (status, body) = manifest("v1");
+    assert_eq!(status, 200, "signed: {body}");
+    let layers: Value = serde_json::from_str(&body).unwrap();
+    for layer in layers["layers"].as_array().unwrap() {
+        let path = format!(
+            "/v2/models/fraud/blobs/{}",
+            layer["digest"].as_str().unwrap()
+        );
+        let (status, _) = get_as(&server, &deployer, &path, "deployer/1");
+        assert_eq!(status, 200, "{path}");
+    }
+    let reference = format!("{}/models/fraud:v1", server.addr);
+    let (code, decision) = gate(&reference, &ec_pub);
+    assert_eq!(code, Some(0), "{decision}");
+
+    // One byte of a file changed, pushed with the same bundle attached: refused,
+    // naming the file.
+    let changed = work.path().join("fraud-v2");
+    std::fs::create_dir(&changed).unwrap();
+    std::fs::copy(model.join("config.json"), changed.join("config.json")).unwrap();
+    std::fs::write(
+        changed.join("model.safetensors"),
+        b"\x08\0\0\0\0\0\0\0{}     !",
+    )
+    .unwrap();
+    let v2 = push_model_dir(&server, "models/fraud:v2", &changed);
+    attach_bundle(&server, "models/fraud:v2-bundle", &v2, &bundle);
+    let (status, body) = manifest("v2");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("model.safetensors"), "{body}");
+
+    // A file added beside the signed ones: refused, naming it.
+    let extended = work.path().join("fraud-v3");
+    std::fs::create_dir(&extended).unwrap();
+    for name in ["config.json", "model.safetensors"] {
+        std::fs::copy(model.join(name), extended.join(name)).unwrap();
+    }
+    std::fs::write(extended.join("extra.pkl"), b"\x80\x04N.").unwrap();
+    let v3 = push_model_dir(&server, "models/fraud:v3", &extended);
+    attach_bundle(&server, "models/fraud:v3-bundle", &v3, &bundle);
+    let (status, body) = manifest("v3");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("extra.pkl"), "{body}");
+    let (code, _) = gate(&format!("{}/models/fraud:v3", server.addr), &ec_pub);
+    assert_eq!(code, Some(1));
+
+    // `ward sign --model --attach` refuses to attach to an artifact whose files
+    // are not the model's, and attaches a bundle that makes the right one pass.
+    let out = ward(&[
+        "sign",
+        "--model",
+        changed.to_str().unwrap(),
+        "--key",
+        ec_key.to_str().unwrap(),
+        "--output",
+        work.path().join("wrong.sig").to_str().unwrap(),
+        "--attach",
+        &format!("{}/models/fraud:v3", server.addr),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not hold the files"), "{stderr}");
+    let out = ward(&[
+        "sign",
+        "--model",
+        changed.to_str().unwrap(),
+        "--key",
+        ec_key.to_str().unwrap(),
+        "--output",
+        work.path().join("fraud-v2.sig").to_str().unwrap(),
+        "--attach",
+        &format!("{}/models/fraud:v2", server.addr),
+        "--json",
+    ]);
+    assert_ok(&out);
+    let attached: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        attached["attached"]["subject"],
+        format!("{}/models/fraud@{v2}", server.addr)
+    );
+    let (status, body) = manifest("v2");
+    assert_eq!(status, 200, "{body}");
+    // model_signing accepts what Ward wrote for it.
+    let out = model_signing(&[
+        "verify",
+        "key",
+        "--public_key",
+        ec_pub.to_str().unwrap(),
+        "--signature",
+        work.path().join("fraud-v2.sig").to_str().unwrap(),
+        changed.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+
+    // The mission's RSA-PSS scheme, for a single-file model.
+    let single = work.path().join("single.onnx");
+    std::fs::write(&single, b"onnx bytes of a single-file model").unwrap();
+    push_file(&server, "models/fraud:single", &single);
+    let (status, _) = manifest("single");
+    assert_eq!(status, 403);
+    let out = ward(&[
+        "sign",
+        "--model",
+        single.to_str().unwrap(),
+        "--format",
+        "rsa-pss",
+        "--key",
+        rsa_key.to_str().unwrap(),
+        "--attach",
+        &format!("{}/models/fraud:single", server.addr),
+    ]);
+    assert_ok(&out);
+    let (status, body) = manifest("single");
+    assert_eq!(status, 200, "{body}");
+    let (code, decision) = gate(&format!("{}/models/fraud:single", server.addr), &rsa_pub);
+    assert_eq!(code, Some(0), "{decision}");
 }

@@ -34,19 +34,9 @@ fn unknown_callable_pickle() -> Vec<u8> {
     b"\x80\x02cmymodule\ninnocuous\nq\x00)Rq\x01.".to_vec()
 }
 
-fn push_file(server: &WardProcess, reference: &str, file: &Path) -> (String, String) {
-    let out = ward(&[
-        "push",
-        &format!("{}/{reference}", server.addr),
-        file.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pushed: Value = serde_json::from_slice(&out.stdout).unwrap();
+/// `ward push` of one file: the manifest digest and the file's.
+fn push_model(server: &WardProcess, reference: &str, file: &Path) -> (String, String) {
+    let pushed = push_files(server, reference, &[file.to_str().unwrap()], &[]);
     let manifest = pushed["digest"].as_str().unwrap().to_owned();
     let layer = pushed["layers"][0]["digest"]
         .as_str()
@@ -191,7 +181,7 @@ fn a_model_whose_pickle_runs_os_system_is_quarantined_and_refused_while_a_clean_
         let stderr = String::from_utf8_lossy(&pushed.stderr);
         assert!(stderr.contains("quarantined"), "{stderr}");
     }
-    let (good_manifest, good_layer) = push_file(&server, "models/fraud:v5", &good);
+    let (good_manifest, good_layer) = push_model(&server, "models/fraud:v5", &good);
 
     // Scanned on push: the report names the callable, once per content.
     let result = scanned(&server, &bad_layer);
@@ -377,7 +367,7 @@ fn a_model_whose_pickle_runs_os_system_is_quarantined_and_refused_while_a_clean_
     );
     assert_eq!(status, 200, "{body}");
     if !tagged {
-        push_file(&server, "models/fraud:v6", &bad);
+        push_model(&server, "models/fraud:v6", &bad);
     }
     let (status, _) = raw_get(&server, "/v2/models/fraud/manifests/v6", MANIFEST_TYPES);
     assert_eq!(status, 200);
@@ -442,7 +432,7 @@ fn scan_policies_block_by_severity_and_refuse_unscanned_content() {
     );
     let odd = work.path().join("odd.pkl");
     std::fs::write(&odd, unknown_callable_pickle()).unwrap();
-    let (_, layer) = push_file(&server, "models/strict:v1", &odd);
+    let (_, layer) = push_model(&server, "models/strict:v1", &odd);
     let result = scanned(&server, &layer);
     assert_eq!(result["result"]["max_severity"], "MEDIUM", "{result}");
     let (status, body) = raw_get(&server, "/v2/models/strict/manifests/v1", MANIFEST_TYPES);
@@ -450,7 +440,7 @@ fn scan_policies_block_by_severity_and_refuse_unscanned_content() {
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("mymodule.innocuous"), "{message}");
     // The same content is not quarantined (MEDIUM < CRITICAL): a lenient repository serves it.
-    let (_, same) = push_file(&server, "models/lenient:v1", &odd);
+    let (_, same) = push_model(&server, "models/lenient:v1", &odd);
     assert_eq!(same, layer);
     let (status, _) = raw_get(&server, "/v2/models/lenient/manifests/v1", MANIFEST_TYPES);
     assert_eq!(status, 200);
@@ -477,7 +467,7 @@ fn the_queue_survives_a_restart_and_unscanned_content_can_be_refused() {
     assert_eq!(status, 200);
     let bad = work.path().join("model.pt");
     std::fs::write(&bad, malicious_pickle(marker.to_str().unwrap())).unwrap();
-    let (_, layer) = push_file(&server, "models/gated:v1", &bad);
+    let (_, layer) = push_model(&server, "models/gated:v1", &bad);
     let (status, body) = api(
         &server,
         reqwest::Method::GET,

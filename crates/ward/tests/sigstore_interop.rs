@@ -16,8 +16,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
 use common::*;
 use serde_json::Value;
@@ -27,73 +26,6 @@ use sigstore::cosign::{Constraint, CosignCapabilities, SignatureLayer, verify_co
 use sigstore::crypto::SigningScheme;
 use sigstore::registry::{Auth, ClientConfig, ClientProtocol, OciReference};
 use zeroize::Zeroizing;
-
-const KEY_PASSWORD: &str = "sigstore-interop-key-password";
-
-fn ward_with(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ward"));
-    cmd.args(args)
-        .env("WARD_USERNAME", "admin")
-        .env("WARD_PASSWORD", ADMIN_PASSWORD)
-        .env(
-            "WARD_CREDENTIALS_FILE",
-            "/nonexistent/ward-test-credentials",
-        );
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run ward")
-}
-
-fn assert_ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `ward key generate`: `<prefix>.key` (encrypted, cosign's format) and `<prefix>.pub`.
-fn generate_key(dir: &Path, name: &str) -> PathBuf {
-    let prefix = dir.join(name);
-    assert_ok(&ward_with(
-        &[
-            "key",
-            "generate",
-            "--output-key-prefix",
-            prefix.to_str().unwrap(),
-        ],
-        &[("COSIGN_PASSWORD", KEY_PASSWORD)],
-    ));
-    prefix
-}
-
-/// `ward push` of one file; returns the manifest digest.
-fn push_file(server: &WardProcess, reference: &str, file: &Path) -> String {
-    let out = ward(&[
-        "push",
-        &format!("{}/{reference}", server.addr),
-        file.to_str().unwrap(),
-        "--json",
-    ]);
-    assert_ok(&out);
-    let pushed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    pushed["digest"].as_str().unwrap().to_owned()
-}
-
-/// `ward gate --json`: the exit code and the decision.
-fn gate(reference: &str, public_key: &Path) -> (Option<i32>, Value) {
-    let out = ward(&[
-        "gate",
-        reference,
-        "--key",
-        public_key.to_str().unwrap(),
-        "--json",
-    ]);
-    let decision = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code(), decision)
-}
 
 /// A sigstore-rs cosign client for a plain-HTTP registry.
 fn cosign_client() -> sigstore::cosign::Client {
@@ -125,7 +57,7 @@ fn verifier(public_key: &Path) -> VerificationConstraintVec {
 }
 
 /// A trust policy: `prod/**` is served to consumers only when signed by `public_key`.
-fn put_trust_policy(server: &WardProcess, work: &Path, public_key: &Path) {
+fn release_policy(server: &WardProcess, work: &Path, public_key: &Path) {
     let policy = serde_json::json!({
         "keys": [{
             "name": "release",
@@ -137,52 +69,7 @@ fn put_trust_policy(server: &WardProcess, work: &Path, public_key: &Path) {
             "keys": ["release"],
         }],
     });
-    let file = work.join("trust.json");
-    std::fs::write(&file, policy.to_string()).unwrap();
-    assert_ok(&ward(&[
-        "admin",
-        "--registry",
-        &server.addr,
-        "trust",
-        "put",
-        file.to_str().unwrap(),
-    ]));
-}
-
-/// A robot that may only read `prod/**`; returns its name and secret.
-fn create_consumer(server: &WardProcess) -> (String, String) {
-    let out = ward(&[
-        "admin",
-        "--registry",
-        &server.addr,
-        "robot",
-        "create",
-        "deployer",
-        "--grant",
-        "read=prod/**",
-    ]);
-    assert_ok(&out);
-    (
-        "deployer".into(),
-        String::from_utf8(out.stdout).unwrap().trim().to_owned(),
-    )
-}
-
-fn consumer_get_manifest(
-    server: &WardProcess,
-    who: &(String, String),
-    path: &str,
-) -> (u16, String) {
-    let r = reqwest::blocking::Client::new()
-        .get(server.url(path))
-        .basic_auth(&who.0, Some(&who.1))
-        .header(
-            "accept",
-            "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
-        )
-        .send()
-        .unwrap();
-    (r.status().as_u16(), r.text().unwrap())
+    put_trust_policy(server, work, &policy);
 }
 
 #[test]
@@ -191,8 +78,8 @@ fn sigstore_rs_signs_an_artifact_in_ward_and_wards_gates_accept_it() {
     let server = WardProcess::start(&work.path().join("data"), &[]);
     let release = generate_key(work.path(), "release");
     let other = generate_key(work.path(), "other");
-    put_trust_policy(&server, work.path(), &release.with_extension("pub"));
-    let deployer = create_consumer(&server);
+    release_policy(&server, work.path(), &release.with_extension("pub"));
+    let deployer = create_robot(&server, "deployer", "read=prod/**");
     let model = work.path().join("model.safetensors");
     std::fs::write(&model, b"weights signed by sigstore-rs").unwrap();
     let digest = push_file(&server, "prod/model:v1", &model);
@@ -203,7 +90,7 @@ fn sigstore_rs_signs_an_artifact_in_ward_and_wards_gates_accept_it() {
     let (code, decision) = gate(&reference, &release.with_extension("pub"));
     assert_eq!(code, Some(1), "{decision}");
     assert_eq!(decision["decision"], "refuse", "{decision}");
-    let (status, body) = consumer_get_manifest(&server, &deployer, manifest_path);
+    let (status, body) = get_as(&server, &deployer, manifest_path, "sigstore-test");
     assert_eq!(status, 403, "{body}");
 
     // sigstore-rs signs with the key `ward key generate` made and pushes the
@@ -264,12 +151,13 @@ fn sigstore_rs_signs_an_artifact_in_ward_and_wards_gates_accept_it() {
     assert_eq!(code, Some(1), "{decision}");
 
     // The trust policy now serves the artifact to the consumer.
-    let (status, body) = consumer_get_manifest(&server, &deployer, manifest_path);
+    let (status, body) = get_as(&server, &deployer, manifest_path, "sigstore-test");
     assert_eq!(status, 200, "{body}");
-    let (status, body) = consumer_get_manifest(
+    let (status, body) = get_as(
         &server,
         &deployer,
         &format!("/v2/prod/model/manifests/{digest}"),
+        "sigstore-test",
     );
     assert_eq!(status, 200, "{body}");
 

@@ -24,12 +24,20 @@ use super::common::RegistryArgs;
 use super::verify::{TrustArgs, command_line_policy};
 use crate::client::Registry;
 
-/// Most signature manifests read for one subject (tag scheme plus referrers).
-pub const SIGNATURE_MANIFESTS_MAX: usize = 64;
-/// Largest signature blob read (payloads and bundles are a few KiB).
-pub const SIGNATURE_BLOB_BYTES_MAX: u64 = 1024 * 1024;
-/// Most model files read from one model manifest.
-pub const MODEL_FILES_MAX: usize = 100_000;
+/// What the gate reads from the registry for one decision (the server's
+/// `[signatures]` limits, with the same defaults).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReadLimits {
+    /// Most signature manifests read for one subject (tag scheme plus referrers).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub signature_manifests_max: u32,
+    /// Largest signature blob read, in bytes (payloads and bundles are a few KiB).
+    #[arg(long, default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub signature_bytes_max: u64,
+    /// Most model files read from one model manifest.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub model_files_max: u32,
+}
 
 /// Arguments of `ward gate`.
 #[derive(Debug, clap::Args)]
@@ -43,6 +51,8 @@ pub struct Args {
     policy: Option<PathBuf>,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    limits: ReadLimits,
     /// Print the decision as JSON.
     #[arg(long)]
     json: bool,
@@ -122,7 +132,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         }
     };
     let digest = manifest.digest;
-    let candidates = signatures_of(&registry, &target.repository, &digest).await?;
+    let candidates = signatures_of(&registry, &target.repository, &digest, &args.limits).await?;
     let parsed: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
     let artifact_type = parsed["artifactType"]
         .as_str()
@@ -130,7 +140,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         .map(str::to_owned);
     // Model-signing bundles list files; a model stored one file per layer
     // offers those files by their layer digests.
-    let model = oci::model_files(&manifest.bytes, MODEL_FILES_MAX).ok();
+    let model = oci::model_files(&manifest.bytes, args.limits.model_files_max as usize).ok();
     let subject = Subject {
         repository: target.repository.as_str(),
         digest: Some(digest),
@@ -222,7 +232,9 @@ pub async fn signatures_of(
     registry: &Registry,
     repo: &RepositoryName,
     digest: &Digest,
+    limits: &ReadLimits,
 ) -> Result<Vec<Candidate>> {
+    let bytes_max = limits.signature_bytes_max;
     let mut manifests: Vec<(String, Bytes)> = Vec::new();
     let tag = Tag::parse(&oci::signature_tag(digest))?;
     if let Some(m) = registry
@@ -233,10 +245,10 @@ pub async fn signatures_of(
     }
     for referrer in registry.referrers(repo, digest).await? {
         let kind = referrer["artifactType"].as_str().unwrap_or_default();
-        if kind != oci::COSIGN_SIGNATURE_ARTIFACT_TYPE && !kind.contains("sigstore.bundle") {
+        if !oci::is_signature_artifact_type(kind) {
             continue;
         }
-        if manifests.len() >= SIGNATURE_MANIFESTS_MAX {
+        if manifests.len() >= limits.signature_manifests_max as usize {
             break;
         }
         let Some(d) = referrer["digest"]
@@ -255,15 +267,15 @@ pub async fn signatures_of(
             Err(_) => continue,
         };
         for (i, layer) in layers.iter().enumerate() {
-            if layer.descriptor.size > SIGNATURE_BLOB_BYTES_MAX {
+            if layer.descriptor.size > bytes_max {
                 bail!(
-                    "signature layer {} is {} bytes, over SIGNATURE_BLOB_BYTES_MAX ({SIGNATURE_BLOB_BYTES_MAX})",
+                    "signature layer {} is {} bytes, over --signature-bytes-max ({bytes_max})",
                     layer.descriptor.digest,
                     layer.descriptor.size
                 );
             }
             let blob = registry
-                .get_small_blob(repo, &layer.descriptor.digest, SIGNATURE_BLOB_BYTES_MAX)
+                .get_small_blob(repo, &layer.descriptor.digest, bytes_max)
                 .await?;
             if let Ok(evidence) = layer.evidence(blob.to_vec()) {
                 candidates.push(Candidate {

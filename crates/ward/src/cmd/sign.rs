@@ -47,6 +47,11 @@ pub struct Args {
     /// Sign .git, .github, .gitignore and .gitattributes too.
     #[arg(long)]
     no_ignore_git_paths: bool,
+    /// With --model: also store the signature in a registry, as an OCI 1.1
+    /// referrer of the model artifact at this reference (its layers must be
+    /// exactly the signed files, named by their title annotations).
+    #[arg(long, requires = "model", value_name = "REFERENCE")]
+    attach: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -67,18 +72,120 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Some(model_path) = args.model.clone() else {
         bail!("nothing to sign: pass a registry reference, or --model <directory or file>");
     };
-    let (output, format) = match args.format {
-        Format::ModelSigning => (sign_directory(&args, &model_path, &key)?, "model-signing"),
-        Format::RsaPss => (sign_file(&args, &model_path, &key)?, "rsa-pss"),
+    // The artifact to attach to is checked against the model before anything
+    // is signed: a signature that cannot verify there is no use.
+    let target = match &args.attach {
+        Some(reference) => Some(AttachTarget::fetch(&args, reference).await?),
+        None => None,
+    };
+    let (signed, format, media_type) = match args.format {
+        Format::ModelSigning => (
+            sign_directory(&args, &model_path, &key, target.as_ref())?,
+            "model-signing",
+            ward_sign::oci::SIGSTORE_BUNDLE_MEDIA_TYPE,
+        ),
+        Format::RsaPss => (
+            sign_file(&args, &model_path, &key, target.as_ref())?,
+            "rsa-pss",
+            ward_sign::pss::RSA_PSS_SIGNATURE_MEDIA_TYPE,
+        ),
+    };
+    let attached = match &target {
+        Some(t) => Some(t.attach(media_type, signed.bytes).await?),
+        None => None,
     };
     if args.json {
-        let out = serde_json::json!({"signature": output, "format": format, "key_id": key.public_key().key_id()});
+        let out = serde_json::json!({
+            "signature": signed.path,
+            "format": format,
+            "key_id": key.public_key().key_id(),
+            "attached": attached.as_ref().map(|(pinned, referrer)| {
+                serde_json::json!({"subject": pinned, "referrer": referrer})
+            }),
+        });
         println!("{out}");
     } else {
-        println!("Signature written to {}", output.display());
+        println!("Signature written to {}", signed.path.display());
+        if let Some((pinned, referrer)) = attached {
+            println!("Attached to {pinned} as referrer {referrer}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// A signature written to disk.
+struct Signed {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+/// The registry artifact a model signature is attached to.
+struct AttachTarget {
+    registry: crate::client::Registry,
+    target: ward_core::name::ImageReference,
+    subject: ward_sign::oci::Descriptor,
+    files: ward_sign::model::ModelFiles,
+}
+
+impl AttachTarget {
+    async fn fetch(args: &Args, reference: &str) -> anyhow::Result<Self> {
+        let target = ward_core::name::ImageReference::parse(reference)?;
+        let registry = args.registry.connect(&target.registry)?;
+        let manifest = registry
+            .get_manifest(&target.repository, &target.reference())
+            .await?;
+        let files = ward_sign::oci::model_files(&manifest.bytes, MODEL_FILES_MAX)
+            .map_err(|r| anyhow::anyhow!("{reference} is not a model artifact: {r}"))?;
+        if !files.problems.is_empty() {
+            bail!(
+                "{reference} cannot carry a model signature: {}",
+                files.problems.join("; ")
+            );
+        }
+        Ok(AttachTarget {
+            subject: ward_sign::oci::Descriptor {
+                media_type: manifest.media_type.clone(),
+                digest: manifest.digest,
+                size: manifest.bytes.len() as u64,
+                annotations: Default::default(),
+                artifact_type: None,
+            },
+            registry,
+            target,
+            files,
+        })
+    }
+
+    /// Stores `signature` as a referrer; returns the pinned subject and the
+    /// referrer's digest.
+    async fn attach(
+        &self,
+        media_type: &str,
+        signature: Vec<u8>,
+    ) -> anyhow::Result<(String, ward_core::Digest)> {
+        use bytes::Bytes;
+        let referrer = ward_sign::oci::signature_referrer(media_type, signature, &self.subject);
+        let repo = &self.target.repository;
+        for blob in [referrer.signature, referrer.config] {
+            self.registry
+                .push_bytes(repo, Bytes::from(blob.bytes))
+                .await?;
+        }
+        let digest = referrer.manifest.descriptor.digest;
+        self.registry
+            .put_manifest(
+                repo,
+                &digest.to_string(),
+                ward_sign::oci::OCI_MANIFEST_MEDIA_TYPE,
+                Bytes::from(referrer.manifest.bytes),
+            )
+            .await?;
+        Ok((self.target.pinned(&self.subject.digest), digest))
+    }
+}
+
+/// Most layers read from the artifact a signature is attached to.
+const MODEL_FILES_MAX: usize = 100_000;
 
 /// Signs the manifest `reference` resolves to and stores the signature in
 /// the same repository, in both places cosign and OCI 1.1 clients look.
@@ -165,7 +272,8 @@ fn sign_directory(
     args: &Args,
     dir: &std::path::Path,
     key: &ward_sign::keys::PrivateKey,
-) -> anyhow::Result<PathBuf> {
+    target: Option<&AttachTarget>,
+) -> anyhow::Result<Signed> {
     if !dir.is_dir() {
         bail!(
             "{} is not a directory; use --format rsa-pss to sign a single file",
@@ -195,16 +303,30 @@ fn sign_directory(
         ..SignOptions::default()
     };
     let model = ModelDirectory::new(dir).ignoring(&output);
-    let bundle = model::sign_directory(&model, key, &options)?;
-    std::fs::write(&output, bundle).with_context(|| format!("writing {}", output.display()))?;
-    Ok(output)
+    let statement = model::directory_statement(&model, &options)?;
+    if let Some(t) = target {
+        statement.compare(&t.files).map_err(|r| {
+            anyhow::anyhow!(
+                "{} does not hold the files of {}: {r}",
+                t.target,
+                dir.display()
+            )
+        })?;
+    }
+    let bundle = model::sign_statement(&statement, key, &options.certificate_chain)?;
+    std::fs::write(&output, &bundle).with_context(|| format!("writing {}", output.display()))?;
+    Ok(Signed {
+        path: output,
+        bytes: bundle,
+    })
 }
 
 fn sign_file(
     args: &Args,
     file: &std::path::Path,
     key: &ward_sign::keys::PrivateKey,
-) -> anyhow::Result<PathBuf> {
+    target: Option<&AttachTarget>,
+) -> anyhow::Result<Signed> {
     if !file.is_file() {
         bail!(
             "{} is not a file: the rsa-pss scheme signs one model file",
@@ -212,12 +334,25 @@ fn sign_file(
         );
     }
     let digest = model::hash_file(file).with_context(|| format!("reading {}", file.display()))?;
+    if let Some(t) = target {
+        let layers: Vec<&ward_core::Digest> = t.files.files.values().collect();
+        if layers != [&digest] {
+            bail!(
+                "{} is not the single file {} (sha256 {digest}): an RSA-PSS signature covers one file",
+                t.target,
+                file.display()
+            );
+        }
+    }
     let signature = ward_sign::pss::sign(key, &digest)?;
     let output = args.output.clone().unwrap_or_else(|| {
         let mut name = file.as_os_str().to_owned();
         name.push(".sig");
         PathBuf::from(name)
     });
-    std::fs::write(&output, signature).with_context(|| format!("writing {}", output.display()))?;
-    Ok(output)
+    std::fs::write(&output, &signature).with_context(|| format!("writing {}", output.display()))?;
+    Ok(Signed {
+        path: output,
+        bytes: signature,
+    })
 }

@@ -134,16 +134,144 @@ pub fn venv_python() -> PathBuf {
 /// Runs the `ward` CLI signed in as the test registry's admin (through the
 /// environment, as a CI job would), with no saved credentials of the user's.
 pub fn ward(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ward"))
-        .args(args)
+    ward_with(args, &[])
+}
+
+/// [`ward`] with extra environment variables.
+pub fn ward_with(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ward"));
+    cmd.args(args)
         .env("WARD_USERNAME", "admin")
         .env("WARD_PASSWORD", ADMIN_PASSWORD)
         .env(
             "WARD_CREDENTIALS_FILE",
             "/nonexistent/ward-test-credentials",
+        );
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run ward")
+}
+
+/// Requires a command to have succeeded, showing its output otherwise.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The password of every key [`generate_key`] writes.
+pub const KEY_PASSWORD: &str = "test-signing-key-password";
+
+/// `ward key generate`: `<dir>/<name>.key` (encrypted with [`KEY_PASSWORD`],
+/// cosign's format) and `<dir>/<name>.pub`; returns `<dir>/<name>`.
+pub fn generate_key(dir: &Path, name: &str) -> PathBuf {
+    let prefix = dir.join(name);
+    assert_ok(&ward_with(
+        &[
+            "key",
+            "generate",
+            "--output-key-prefix",
+            prefix.to_str().unwrap(),
+        ],
+        &[("COSIGN_PASSWORD", KEY_PASSWORD)],
+    ));
+    prefix
+}
+
+/// `ward push --json` of files (each `path` or `path:media/type`), plus any
+/// extra flags; returns what it printed.
+pub fn push_files(
+    server: &WardProcess,
+    reference: &str,
+    files: &[&str],
+    extra: &[&str],
+) -> serde_json::Value {
+    let target = format!("{}/{reference}", server.addr);
+    let mut args = vec!["push", target.as_str()];
+    args.extend_from_slice(files);
+    args.extend_from_slice(extra);
+    args.push("--json");
+    let out = ward(&args);
+    assert_ok(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `ward push` of one file; returns the manifest digest.
+pub fn push_file(server: &WardProcess, reference: &str, file: &Path) -> String {
+    push_files(server, reference, &[file.to_str().unwrap()], &[])["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `ward gate --json` with one trusted public key: the exit code and the decision.
+pub fn gate(reference: &str, public_key: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = ward(&[
+        "gate",
+        reference,
+        "--key",
+        public_key.to_str().unwrap(),
+        "--json",
+    ]);
+    let decision = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code(), decision)
+}
+
+/// Stores `policy` as the registry's trust policy (`ward admin trust put`).
+pub fn put_trust_policy(server: &WardProcess, work: &Path, policy: &serde_json::Value) {
+    let file = work.join("trust.json");
+    std::fs::write(&file, policy.to_string()).unwrap();
+    assert_ok(&ward(&[
+        "admin",
+        "--registry",
+        &server.addr,
+        "trust",
+        "put",
+        file.to_str().unwrap(),
+    ]));
+}
+
+/// A robot with one grant (`read=prod/**`); returns its name and secret.
+pub fn create_robot(server: &WardProcess, name: &str, grant: &str) -> (String, String) {
+    let out = ward(&[
+        "admin",
+        "--registry",
+        &server.addr,
+        "robot",
+        "create",
+        name,
+        "--grant",
+        grant,
+    ]);
+    assert_ok(&out);
+    (
+        name.to_owned(),
+        String::from_utf8(out.stdout).unwrap().trim().to_owned(),
+    )
+}
+
+/// GET `path` as `who`, accepting manifests and indexes: status and body.
+pub fn get_as(
+    server: &WardProcess,
+    who: &(String, String),
+    path: &str,
+    user_agent: &str,
+) -> (u16, String) {
+    let r = reqwest::blocking::Client::new()
+        .get(server.url(path))
+        .basic_auth(&who.0, Some(&who.1))
+        .header(
+            "accept",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
         )
-        .output()
-        .expect("run ward")
+        .header("user-agent", user_agent)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.text().unwrap())
 }
 
 /// Every file under `dir`, relative, sorted.
