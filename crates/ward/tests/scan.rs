@@ -496,6 +496,67 @@ fn the_queue_survives_a_restart_and_unscanned_content_can_be_refused() {
 }
 
 #[test]
+fn a_rule_set_change_rescans_stored_content_applies_the_policy_and_alerts() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let marker = work.path().join("payload-ran");
+    let bad = work.path().join("model.pt");
+    std::fs::write(&bad, malicious_pickle(marker.to_str().unwrap())).unwrap();
+    let server = WardProcess::start(&data, &[("WARD_SCAN__ENABLED", "false")]);
+    let (_, layer) = push_model(&server, "models/old:v1", &bad);
+    server.kill();
+
+    // As if an older rule set had scanned it and found nothing: a clean result
+    // under another version, and no queued job.
+    let clean = work.path().join("clean.pkl");
+    std::fs::write(&clean, clean_pickle()).unwrap();
+    let out = ward_env(&["scan", "--json", clean.to_str().unwrap()], &[]);
+    let scanned_clean: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = scanned_clean["files"][0]["report"].to_string();
+    let script = "import sqlite3, sys, time\n\
+        db = sqlite3.connect(sys.argv[1])\n\
+        db.execute('DELETE FROM scan_queue WHERE digest = ?', (sys.argv[2],))\n\
+        db.execute('INSERT INTO scan_results VALUES (?, ?, NULL, 0, ?, ?)', \
+        (sys.argv[2], '2020.1.1', sys.argv[3], int(time.time() * 1000)))\n\
+        db.commit()\n";
+    tool_ok(
+        venv_python().to_str().unwrap(),
+        &[
+            "-c",
+            script,
+            data.join("ward.db").to_str().unwrap(),
+            &layer,
+            &report,
+        ],
+    );
+
+    // Restarted with the current rule set: the stored blob is rescanned, the
+    // new finding quarantines it and raises an alert.
+    let (hook_url, alerts) = webhook_receiver();
+    let server = WardProcess::start(
+        &data,
+        &[("WARD_SCAN__ALERT_WEBHOOK_URL", hook_url.as_str())],
+    );
+    let alert = alerts.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(alert["digest"], layer.as_str());
+    assert_eq!(alert["max_severity"], "CRITICAL");
+    let result = scanned(&server, &layer);
+    assert_eq!(result["result"]["max_severity"], "CRITICAL", "{result}");
+    assert_eq!(
+        result["result"]["ruleset"], scanned_clean["ruleset"],
+        "{result}"
+    );
+    let (status, body) = eventually("the refusal to name the quarantine", || {
+        let (status, body) = raw_get(&server, "/v2/models/old/manifests/v1", MANIFEST_TYPES);
+        body.to_string()
+            .contains("quarantined")
+            .then_some((status, body))
+    });
+    assert_eq!(status, 403, "{body}");
+    assert!(!marker.exists());
+}
+
+#[test]
 fn ward_scan_reports_offline_with_exit_codes_json_and_sarif() {
     let work = tempfile::tempdir().unwrap();
     let marker = work.path().join("payload-ran");
