@@ -125,6 +125,8 @@ pub struct AuditMetrics {
     pub sink_gaps: Family<SinkLabels, Gauge>,
     /// Events this process appended to the log.
     pub events_recorded: Gauge,
+    /// Commits those events went in (events / commits is the mean batch size).
+    pub batches: Gauge,
     /// Failed appends (each failed the requests of its batch).
     pub write_failures: Gauge,
     /// Events waiting for the writer.
@@ -174,6 +176,11 @@ impl AuditMetrics {
                 &self.events_recorded,
             ),
             (
+                "audit_batches",
+                "Audit commits this process made; events_recorded / batches is the mean batch",
+                &self.batches,
+            ),
+            (
                 "audit_write_failures",
                 "Failed audit appends (their requests failed)",
                 &self.write_failures,
@@ -204,6 +211,7 @@ impl AuditMetrics {
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.events_recorded
             .set(n(status.log.events_recorded_total));
+        self.batches.set(n(status.log.batches_total));
         self.write_failures.set(n(status.log.store_failures_total));
         self.queued_events.set(n(status.log.queued_events));
         self.checkpoint_tree_size

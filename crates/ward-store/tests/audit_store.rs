@@ -595,3 +595,53 @@ both_backends!(the_whole_subsystem_runs_on_the_store, |db: Db| async move {
     assert!(offline.is_intact(), "{offline}");
     assert_eq!(offline.root_hash, report.root_hash);
 });
+
+both_backends!(
+    stores_taking_turns_on_one_database_keep_one_chain,
+    |db: Db| async move {
+        // Each store remembers the head it last committed; after the other one
+        // appended, that memory is stale and must not fork the chain.
+        let stores = [db.store().await, db.store().await];
+        let mut expected = Vec::new();
+        for turn in 0..6 {
+            let store = &stores[turn % 2];
+            let events: Vec<AuditEvent> = (turn * 3..turn * 3 + 3).map(push).collect();
+            let stored = store.append(&batch(events)).await.unwrap();
+            assert_eq!(stored[0].seq, expected.len() as u64, "turn {turn}");
+            expected.extend(stored);
+        }
+        assert_eq!(stores[0].read(0, 100).await.unwrap(), expected);
+        let report = verify::verify_store(&*stores[1], &[], None, VerifyLimits::default())
+            .await
+            .unwrap();
+        assert_eq!(report.first_problem, None);
+        assert_eq!(report.events, 18);
+    }
+);
+
+both_backends!(
+    an_abandoned_append_leaves_no_open_transaction,
+    |db: Db| async move {
+        let store = db.store().await;
+        store.append(&batch(vec![push(0)])).await.unwrap();
+        // A batch large enough to be still running when its caller gives up: the
+        // future is dropped while the connection executes its statements.
+        let abandoned = batch((1..2001).map(push).collect());
+        let _ = tokio::time::timeout(Duration::from_millis(1), store.append(&abandoned)).await;
+
+        // The next writes through the same store are committed on their own: a
+        // separate store (another process) sees them.
+        store.set_cursor("after-abandon", 7).await.unwrap();
+        let later = store.append(&batch(vec![push(9)])).await.unwrap();
+        let other = db.store().await;
+        assert_eq!(other.cursor("after-abandon").await.unwrap(), 7);
+        let all = other.read(0, 100).await.unwrap();
+        assert_eq!(all.last(), later.last(), "the later batch is stored");
+        // The abandoned batch is in the chain whole or not at all.
+        assert!(all.len() == 2 || all.len() == 2002, "{} records", all.len());
+        let report = verify::verify_store(&*other, &[], None, VerifyLimits::default())
+            .await
+            .unwrap();
+        assert_eq!(report.first_problem, None);
+    }
+);

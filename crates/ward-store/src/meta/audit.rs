@@ -19,13 +19,20 @@
 //!   REPEATABLE READ or SERIALIZABLE a waiting appender would fail with a
 //!   serialisation error instead of reading the new head. The batch goes in as one
 //!   `INSERT … SELECT FROM UNNEST(…)` (ten array parameters whatever its size).
-//! - **SQLite**: `BEGIN IMMEDIATE` on the store's single writer connection. Within one
-//!   process that connection already serialises appends; `BEGIN IMMEDIATE` also takes
-//!   the file's write lock *before* the head is read, so a second process writing the
-//!   same file waits (up to `sqlite_busy_timeout`) instead of linking to a stale head
-//!   or failing on a lock upgrade. Several processes on one SQLite file therefore keep
-//!   one chain too, but only on a local filesystem (WAL needs shared memory) and at the
-//!   cost of waiting on each other; PostgreSQL is the backend for several servers.
+//! - **SQLite**: the store's single writer connection, which within one process
+//!   already serialises appends. The store remembers the head it last committed, so a
+//!   batch is linked without reading it and goes to sqlx's SQLite worker thread as one
+//!   multi-statement command, `BEGIN IMMEDIATE; INSERT …; UPDATE audit_head …; COMMIT`:
+//!   one round trip per batch instead of one per statement, which is what an append
+//!   cost (each round trip wakes the worker thread and then the writer task). If
+//!   another process appended to the same file meanwhile, the remembered head is
+//!   stale, the chain trigger refuses the first row and nothing of the batch stays;
+//!   the batch is then appended the locked way: `BEGIN IMMEDIATE` takes the file's
+//!   write lock *before* the head is read, so a second process waits (up to
+//!   `sqlite_busy_timeout`) instead of linking to a stale head. The first append of a
+//!   process goes the locked way too. Several processes on one SQLite file therefore
+//!   keep one chain, but only on a local filesystem (WAL needs shared memory) and at
+//!   the cost of waiting on each other; PostgreSQL is the backend for several servers.
 //!
 //! A statement refused by a trigger or constraint fails the whole batch; nothing of it
 //! is stored, and [`ward_audit::AuditLog`] fails every request of the batch.
@@ -48,8 +55,12 @@
 //! cache the checkpointer can rebuild: one that does not fit its size is dropped with
 //! a warning rather than hiding the note from the verifier.
 
+use std::sync::{Mutex, PoisonError};
+
+use sqlx::Connection as _;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPool;
-use sqlx::sqlite::SqlitePool;
+use sqlx::sqlite::{Sqlite, SqlitePool};
 use ward_audit::event::timestamp;
 use ward_audit::merkle::Frontier;
 use ward_audit::record::LinkedEvent;
@@ -63,28 +74,61 @@ const HEAD_SELECT_FOR_UPDATE: &str =
     "SELECT size, head_hash FROM audit_head WHERE id = 1 FOR UPDATE";
 const HEAD_UPDATE: &str = "UPDATE audit_head SET size = $1, head_hash = $2 WHERE id = 1";
 
-/// Rows per SQLite `INSERT` (10 parameters each, far below SQLite's limit):
-/// one statement per chunk instead of one per event saves a round trip to
-/// sqlx's SQLite worker thread per event, the largest cost of an append.
+/// Rows per SQLite `INSERT` (10 parameters each, far below SQLite's limit).
 const SQLITE_ROWS_PER_INSERT: usize = 16;
 
-/// `INSERT INTO audit_events ... VALUES (...), (...)` for `rows` rows; rows
-/// are inserted in order, so the chain trigger sees each extend the last.
-fn sqlite_events_insert(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO audit_events \
-         (seq, prev_hash, hash, occurred_at, event_type, action, outcome, user_name, repository, event_json) VALUES ",
-    );
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
+/// Batches of at most this many events keep their statement prepared on the
+/// writer connection; each size is its own text, and rarer, larger batches are
+/// not worth a cache slot.
+const SQLITE_PREPARED_BATCH_MAX: usize = 64;
+
+/// Appends `rows` events, in order, as `INSERT … VALUES (…), (…)` statements of
+/// [`SQLITE_ROWS_PER_INSERT`] rows, with parameters numbered from `$first`; the
+/// chain trigger sees each row extend the last.
+fn push_sqlite_events_insert(sql: &mut String, rows: usize, first: usize) {
+    use std::fmt::Write as _;
+    for (chunk, start) in (0..rows).step_by(SQLITE_ROWS_PER_INSERT).enumerate() {
+        if chunk > 0 {
+            sql.push_str("; ");
         }
-        let base = row * 10;
-        let params: Vec<String> = (1..=10).map(|i| format!("${}", base + i)).collect();
-        sql.push('(');
-        sql.push_str(&params.join(", "));
-        sql.push(')');
+        sql.push_str(
+            "INSERT INTO audit_events \
+             (seq, prev_hash, hash, occurred_at, event_type, action, outcome, user_name, repository, event_json) VALUES ",
+        );
+        for row in start..rows.min(start + SQLITE_ROWS_PER_INSERT) {
+            if row > start {
+                sql.push_str(", ");
+            }
+            let base = first + row * 10;
+            sql.push('(');
+            for i in 0..10 {
+                let sep = if i == 0 { "" } else { ", " };
+                // Writing to a String cannot fail.
+                let _ = write!(sql, "{sep}${}", base + i);
+            }
+            sql.push(')');
+        }
     }
+}
+
+/// `INSERT INTO audit_events …` for `rows` rows, parameters `$1 ..= $(10 * rows)`.
+fn sqlite_events_insert(rows: usize) -> String {
+    let mut sql = String::new();
+    push_sqlite_events_insert(&mut sql, rows, 1);
+    sql
+}
+
+/// The whole of a remembered-head append of `rows` events as one command:
+/// `BEGIN IMMEDIATE`, the inserts (`$1 ..= $(10 * rows)`), the head update
+/// (`$(10 * rows + 1)`, `$(10 * rows + 2)`) and `COMMIT`.
+fn sqlite_batch_append(rows: usize) -> String {
+    let mut sql = String::from("BEGIN IMMEDIATE; ");
+    push_sqlite_events_insert(&mut sql, rows, 1);
+    let size = rows * 10 + 1;
+    sql.push_str(&format!(
+        "; UPDATE audit_head SET size = ${size}, head_hash = ${} WHERE id = 1; COMMIT",
+        size + 1
+    ));
     sql
 }
 /// Rows leave `UNNEST` in array order; `ORDER BY seq` makes the order the chain
@@ -136,7 +180,9 @@ impl AuditStore for MetaStore {
             return Ok(Vec::new());
         }
         match &self.backend {
-            Backend::Sqlite { writer, .. } => append_sqlite(writer, batch).await,
+            Backend::Sqlite { writer, .. } => {
+                append_sqlite(writer, &self.sqlite_append, batch).await
+            }
             Backend::Postgres(pool) => append_postgres(pool, batch).await,
         }
     }
@@ -291,12 +337,126 @@ fn is_postgres(store: &MetaStore) -> bool {
     matches!(store.backend, Backend::Postgres(_))
 }
 
-/// SQLite: the writer connection's `BEGIN IMMEDIATE` is the head lock.
+/// What the SQLite appender keeps between batches: the head after this process's
+/// last committed batch; `None` until the first append and after a failed one.
+#[derive(Debug, Default)]
+pub(super) struct SqliteAppendState {
+    head: Mutex<Option<ChainHead>>,
+}
+
+impl SqliteAppendState {
+    fn take(&self) -> Option<ChainHead> {
+        self.head
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    fn remember(&self, head: ChainHead) {
+        *self.head.lock().unwrap_or_else(PoisonError::into_inner) = Some(head);
+    }
+}
+
+/// SQLite: one command per batch after the remembered head, or, when there is
+/// none or it was stale, the locked way.
 async fn append_sqlite(
     pool: &SqlitePool,
+    state: &SqliteAppendState,
     batch: &EventBatch,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut conn = pool.acquire().await?;
+    append_sqlite_on(&mut conn, state, batch).await
+}
+
+async fn append_sqlite_on(
+    conn: &mut PoolConnection<Sqlite>,
+    state: &SqliteAppendState,
+    batch: &EventBatch,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    if let Some(head) = state.take() {
+        match append_sqlite_after(conn, batch, &head).await {
+            Ok((records, after)) => {
+                state.remember(after);
+                return Ok(records);
+            }
+            // Stale head (another process appended) or a real failure: the locked
+            // way reads the head under the write lock and fails again if it was real.
+            Err(_) => rollback_sqlite(conn).await,
+        }
+    }
+    let (records, after) = append_sqlite_locked(conn, batch).await?;
+    state.remember(after);
+    Ok(records)
+}
+
+/// Appends `batch` after `head` in one command, without reading the head.
+async fn append_sqlite_after(
+    conn: &mut PoolConnection<Sqlite>,
+    batch: &EventBatch,
+    head: &ChainHead,
+) -> Result<(Vec<AuditRecord>, ChainHead), StoreError> {
+    let linked = batch.link(head);
+    let rows = linked
+        .events
+        .iter()
+        .map(EventRow::of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let after = linked.head_after;
+    let sql = sqlite_batch_append(rows.len());
+    let mut query =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows.len() <= SQLITE_PREPARED_BATCH_MAX);
+    for row in rows {
+        query = row.bind_to(query);
+    }
+    query = query
+        .bind(to_i64(after.size, "audit head size")?)
+        .bind(after.hash.as_bytes().to_vec());
+    let guard = CloseIfAbandoned {
+        conn,
+        running: true,
+    };
+    query.execute(&mut **guard.conn).await?;
+    guard.done();
+    Ok((linked.events.into_iter().map(|e| e.record).collect(), after))
+}
+
+/// Closes the writer connection if dropped while its command runs. A command
+/// abandoned between `BEGIN` and `COMMIT` (its future dropped) would leave the
+/// transaction open, and the connection's next user would write inside it;
+/// closing the connection rolls the transaction back, and the pool opens a new one.
+struct CloseIfAbandoned<'c> {
+    conn: &'c mut PoolConnection<Sqlite>,
+    running: bool,
+}
+
+impl CloseIfAbandoned<'_> {
+    fn done(mut self) {
+        self.running = false;
+    }
+}
+
+impl Drop for CloseIfAbandoned<'_> {
+    fn drop(&mut self) {
+        if self.running {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Ends whatever transaction a failed or abandoned command left open. With none
+/// open SQLite answers an error, which is expected and ignored; a connection that
+/// cannot roll back fails its next statement, which fails that append.
+async fn rollback_sqlite(conn: &mut PoolConnection<Sqlite>) {
+    let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
+}
+
+/// The writer connection's `BEGIN IMMEDIATE` is the head lock: the head is read
+/// after it, so no other process can move it before this batch commits.
+async fn append_sqlite_locked(
+    conn: &mut PoolConnection<Sqlite>,
+    batch: &EventBatch,
+) -> Result<(Vec<AuditRecord>, ChainHead), StoreError> {
+    let mut tx = (**conn).begin_with("BEGIN IMMEDIATE").await?;
     let row: Option<(i64, Vec<u8>)> = sqlx::query_as(HEAD_SELECT).fetch_optional(&mut *tx).await?;
     let linked = batch.link(&chain_head(row)?);
     for chunk in linked.events.chunks(SQLITE_ROWS_PER_INSERT) {
@@ -307,17 +467,7 @@ async fn append_sqlite(
         let sql = sqlite_events_insert(rows.len());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in rows {
-            query = query
-                .bind(row.seq)
-                .bind(row.record.prev_hash.as_bytes().as_slice())
-                .bind(row.record.hash.as_bytes().as_slice())
-                .bind(row.occurred_at)
-                .bind(row.event_type)
-                .bind(row.action)
-                .bind(row.outcome)
-                .bind(row.user_name)
-                .bind(row.repository)
-                .bind(row.record.event_json.as_str());
+            query = row.bind_to(query);
         }
         query.execute(&mut *tx).await?;
     }
@@ -328,7 +478,7 @@ async fn append_sqlite(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(linked.events.into_iter().map(|e| e.record).collect())
+    Ok((linked.events.into_iter().map(|e| e.record).collect(), head))
 }
 
 /// PostgreSQL: the head row's `FOR UPDATE` lock is the head lock, across processes.
@@ -399,7 +549,24 @@ struct EventRow<'a> {
     repository: Option<&'a str>,
 }
 
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
 impl<'a> EventRow<'a> {
+    /// Binds the row's ten columns, in the order of the `INSERT`.
+    fn bind_to(self, query: SqliteQuery<'a>) -> SqliteQuery<'a> {
+        query
+            .bind(self.seq)
+            .bind(self.record.prev_hash.as_bytes().as_slice())
+            .bind(self.record.hash.as_bytes().as_slice())
+            .bind(self.occurred_at)
+            .bind(self.event_type)
+            .bind(self.action)
+            .bind(self.outcome)
+            .bind(self.user_name)
+            .bind(self.repository)
+            .bind(self.record.event_json.as_str())
+    }
+
     fn of(linked: &'a LinkedEvent<'a>) -> Result<EventRow<'a>, StoreError> {
         let event = linked.event;
         Ok(EventRow {

@@ -15,6 +15,7 @@ mod scan;
 mod uploads;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -85,6 +86,8 @@ enum Backend {
 #[derive(Clone, Debug)]
 pub struct MetaStore {
     backend: Backend,
+    /// The SQLite audit appender's memory, shared by every clone of this store.
+    sqlite_append: Arc<audit::SqliteAppendState>,
 }
 
 /// Runs `$body` with `$pool` bound to the pool for reads.
@@ -199,16 +202,22 @@ impl MetaStore {
             .synchronous(synchronous)
             .busy_timeout(options.sqlite_busy_timeout)
             .foreign_keys(true);
+        // A SQLite connection is a handle in this process with nothing to go stale,
+        // so sqlx's ping before every acquire (a round trip to the connection's
+        // worker thread) buys nothing.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(connect.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.connections_max.max(1))
+            .test_before_acquire(false)
             .connect_with(connect.read_only(true))
             .await?;
         Ok(MetaStore {
             backend: Backend::Sqlite { reader, writer },
+            sqlite_append: Arc::default(),
         })
     }
 
@@ -220,6 +229,7 @@ impl MetaStore {
             .await?;
         Ok(MetaStore {
             backend: Backend::Postgres(pool),
+            sqlite_append: Arc::default(),
         })
     }
 
