@@ -3,6 +3,7 @@
 mod client;
 mod cmd;
 mod creds;
+mod malloc;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    malloc::return_large_buffers_on_free();
     let cli = Cli::parse();
     let result = match cli.command {
         // Offline and CPU-bound: no async runtime, whose start-up (threads,
