@@ -115,6 +115,9 @@ pub struct StorageConfig {
     pub part_size_bytes: usize,
     /// Parts written concurrently per upload.
     pub parts_in_flight_max: usize,
+    /// With `fsync`, flush an upload to disk every this many bytes while it
+    /// streams, so the fsync that publishes it is short; 0 flushes only at the end.
+    pub sync_interval_bytes: u64,
 }
 
 /// TLS certificate and key.
@@ -170,6 +173,7 @@ impl Default for StorageConfig {
             sqlite_sync_every_commit: true,
             part_size_bytes: 8 * 1024 * 1024,
             parts_in_flight_max: 2,
+            sync_interval_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -117,6 +117,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         BlobStoreOptions {
             part_size_bytes: config.storage.part_size_bytes,
             parts_in_flight_max: config.storage.parts_in_flight_max,
+            sync_interval_bytes: config.storage.sync_interval_bytes,
             ..BlobStoreOptions::default()
         },
     )?;

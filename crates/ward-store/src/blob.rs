@@ -47,6 +47,10 @@ pub struct BlobStoreOptions {
     pub parts_in_flight_max: usize,
     /// Size of each piece read from a local file when serving.
     pub read_chunk_bytes: usize,
+    /// On the local filesystem with fsync on, flush what an upload has written
+    /// every this many bytes, in the background, so that the fsync that
+    /// publishes the blob has little left to do; 0 leaves it all to that fsync.
+    pub sync_interval_bytes: u64,
 }
 
 impl Default for BlobStoreOptions {
@@ -55,6 +59,7 @@ impl Default for BlobStoreOptions {
             part_size_bytes: 8 * 1024 * 1024,
             parts_in_flight_max: 2,
             read_chunk_bytes: 256 * 1024,
+            sync_interval_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -67,6 +72,8 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, BlobStoreError>>;
 pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
     local_root: Option<PathBuf>,
+    /// Local filesystem only: whether finished writes are fsynced.
+    fsync: bool,
     options: BlobStoreOptions,
 }
 
@@ -75,6 +82,7 @@ pub struct BlobWriter {
     upload: WriteMultipart,
     written_bytes: u64,
     parts_in_flight_max: usize,
+    early_sync: Option<EarlySync>,
 }
 
 impl BlobStore {
@@ -94,6 +102,7 @@ impl BlobStore {
         Ok(BlobStore {
             inner: Arc::new(fs),
             local_root: Some(root),
+            fsync,
             options,
         })
     }
@@ -103,6 +112,7 @@ impl BlobStore {
         BlobStore {
             inner,
             local_root: None,
+            fsync: false,
             options,
         }
     }
@@ -110,10 +120,16 @@ impl BlobStore {
     /// Starts writing `key`.
     pub async fn writer(&self, key: &Path) -> Result<BlobWriter, BlobStoreError> {
         let upload = self.inner.put_multipart(key).await?;
+        let interval = self.options.sync_interval_bytes;
+        let early_sync = match self.local_path(key) {
+            Some(file) if self.fsync && interval > 0 => Some(EarlySync::new(&file, interval)),
+            _ => None,
+        };
         Ok(BlobWriter {
             upload: WriteMultipart::new_with_chunk_size(upload, self.options.part_size_bytes),
             written_bytes: 0,
             parts_in_flight_max: self.options.parts_in_flight_max,
+            early_sync,
         })
     }
 
@@ -221,6 +237,9 @@ impl BlobWriter {
             .await?;
         self.written_bytes += bytes.len() as u64;
         self.upload.put(bytes);
+        if let Some(sync) = self.early_sync.as_mut() {
+            sync.after(self.written_bytes);
+        }
         Ok(())
     }
 
@@ -231,6 +250,9 @@ impl BlobWriter {
 
     /// Makes the object visible under its key; returns its size.
     pub async fn finish(self) -> Result<u64, BlobStoreError> {
+        if let Some(sync) = self.early_sync {
+            sync.settle().await;
+        }
         self.upload.finish().await?;
         Ok(self.written_bytes)
     }
@@ -239,6 +261,60 @@ impl BlobWriter {
     pub async fn abort(self) -> Result<(), BlobStoreError> {
         self.upload.abort().await?;
         Ok(())
+    }
+}
+
+/// Flushes an upload's staging file while the upload goes on.
+///
+/// Without it every byte of a blob is still in the page cache when the upload
+/// finishes, and the fsync that publishes it writes them all while the client
+/// waits (0.37 s of a 1 GiB push here). With it, `fdatasync` runs on a blocking
+/// thread each `interval` bytes, overlapping the disk with the network and the
+/// hashing, and the final fsync has only the tail left.
+///
+/// Best effort, never needed for durability: the publishing fsync still covers
+/// every byte. The staging file is `object_store`'s (`<file>#1`, the first
+/// free suffix; upload keys are unique, so it is always the first); if a
+/// future `object_store` names it differently, the open fails and nothing is
+/// flushed early.
+struct EarlySync {
+    staging: PathBuf,
+    interval: u64,
+    next_at: u64,
+    running: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl EarlySync {
+    fn new(file: &std::path::Path, interval: u64) -> Self {
+        let mut staging = file.as_os_str().to_owned();
+        staging.push("#1");
+        EarlySync {
+            staging: staging.into(),
+            interval,
+            next_at: interval,
+            running: None,
+        }
+    }
+
+    /// Starts a flush once `written` passes the next mark, unless one runs.
+    fn after(&mut self, written: u64) {
+        if written < self.next_at || self.running.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        self.next_at = written + self.interval;
+        let staging = self.staging.clone();
+        self.running = Some(tokio::task::spawn_blocking(move || {
+            if let Ok(file) = std::fs::File::open(&staging) {
+                let _ = file.sync_data();
+            }
+        }));
+    }
+
+    /// Waits for a flush still running, so none outlives the upload.
+    async fn settle(self) {
+        if let Some(running) = self.running {
+            let _ = running.await;
+        }
     }
 }
 
@@ -276,4 +352,68 @@ fn local_file_stream(file: std::fs::File, range: Range<u64>, chunk_bytes: usize)
     })
     .map_err(BlobStoreError::Io)
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `EarlySync` flushes the file `object_store` stages the upload in, found
+    /// by its naming; if that naming changed, the flushes would silently miss.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn early_sync_flushes_the_file_object_store_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = BlobStoreOptions {
+            part_size_bytes: 4096,
+            sync_interval_bytes: 8192,
+            ..BlobStoreOptions::default()
+        };
+        let store = BlobStore::local(dir.path(), true, options).unwrap();
+        let key = Path::from("uploads/session/data");
+        let mut writer = store.writer(&key).await.unwrap();
+        let staging = writer.early_sync.as_ref().unwrap().staging.clone();
+        for _ in 0..8 {
+            writer.write(Bytes::from(vec![7u8; 4096])).await.unwrap();
+        }
+        assert!(
+            writer.early_sync.as_ref().unwrap().running.is_some(),
+            "no flush started after 32 KiB with an 8 KiB interval"
+        );
+        // Parts are written as they fill, so the staged file holds bytes already.
+        writer.upload.wait_for_capacity(0).await.unwrap();
+        assert!(
+            std::fs::metadata(&staging).unwrap().len() > 0,
+            "{} is not the file object_store stages into",
+            staging.display()
+        );
+        assert_eq!(writer.finish().await.unwrap(), 32 * 1024);
+        assert!(!staging.exists(), "the staged file was published");
+        assert_eq!(
+            std::fs::read(dir.path().join("uploads/session/data"))
+                .unwrap()
+                .len(),
+            32 * 1024
+        );
+    }
+
+    #[tokio::test]
+    async fn no_early_sync_without_fsync_or_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Path::from("uploads/session/data");
+        let unsynced = BlobStore::local(dir.path(), false, BlobStoreOptions::default()).unwrap();
+        assert!(unsynced.writer(&key).await.unwrap().early_sync.is_none());
+        let off = BlobStoreOptions {
+            sync_interval_bytes: 0,
+            ..BlobStoreOptions::default()
+        };
+        let synced_at_end = BlobStore::local(dir.path(), true, off).unwrap();
+        assert!(
+            synced_at_end
+                .writer(&key)
+                .await
+                .unwrap()
+                .early_sync
+                .is_none()
+        );
+    }
 }

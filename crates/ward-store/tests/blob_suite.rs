@@ -18,6 +18,8 @@ fn fixture() -> Fixture {
         part_size_bytes: 64 * 1024,
         parts_in_flight_max: 2,
         read_chunk_bytes: 10_000,
+        // Small, so multi-part writes flush while they stream.
+        sync_interval_bytes: 100_000,
     };
     let store = BlobStore::local(dir.path().join("blobs"), true, options).unwrap();
     Fixture { dir, store }
