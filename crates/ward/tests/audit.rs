@@ -60,22 +60,7 @@ fn a_scripted_session_is_logged_completely_and_with_the_right_metadata() {
     let server = WardProcess::start(&work.path().join("data"), &[]);
 
     // An administrator creates a CI robot through the CLI.
-    let out = ward(&[
-        "admin",
-        "--registry",
-        &server.addr,
-        "robot",
-        "create",
-        "ci",
-        "--grant",
-        "write=apps/*",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (_, secret) = create_robot(&server, "ci", "write=apps/*");
     let ci_creds = format!("ci:{secret}");
 
     // The robot pushes an image with skopeo (Docker token flow).

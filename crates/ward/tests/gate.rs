@@ -529,32 +529,28 @@ fn a_signed_model_is_served_whole_and_a_changed_or_extended_one_is_refused() {
 
     // `ward sign --model --attach` refuses to attach to an artifact whose files
     // are not the model's, and attaches a bundle that makes the right one pass.
-    let out = ward(&[
-        "sign",
-        "--model",
-        changed.to_str().unwrap(),
-        "--key",
-        ec_key.to_str().unwrap(),
-        "--output",
-        work.path().join("wrong.sig").to_str().unwrap(),
-        "--attach",
-        &format!("{}/models/fraud:v3", server.addr),
-    ]);
+    let sign_attach = |signature: &str, reference: &str, extra: &[&str]| {
+        let signature = work.path().join(signature);
+        let reference = format!("{}/{reference}", server.addr);
+        let mut args = vec![
+            "sign",
+            "--model",
+            changed.to_str().unwrap(),
+            "--key",
+            ec_key.to_str().unwrap(),
+            "--output",
+            signature.to_str().unwrap(),
+            "--attach",
+            &reference,
+        ];
+        args.extend_from_slice(extra);
+        ward(&args)
+    };
+    let out = sign_attach("wrong.sig", "models/fraud:v3", &[]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("does not hold the files"), "{stderr}");
-    let out = ward(&[
-        "sign",
-        "--model",
-        changed.to_str().unwrap(),
-        "--key",
-        ec_key.to_str().unwrap(),
-        "--output",
-        work.path().join("fraud-v2.sig").to_str().unwrap(),
-        "--attach",
-        &format!("{}/models/fraud:v2", server.addr),
-        "--json",
-    ]);
+    let out = sign_attach("fraud-v2.sig", "models/fraud:v2", &["--json"]);
     assert_ok(&out);
     let attached: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
