@@ -6,8 +6,9 @@
 //! default it raises that threshold to the size of every mapped block freed, so
 //! after the first part the buffers come from the per-thread arenas and stay there
 //! when freed. A 1 GiB push then left the server at a peak RSS of 79–85 MiB against
-//! 37 MiB idle; with the threshold fixed at 1 MiB it peaks at 36–41 MiB, at the same
-//! push rate (BENCHMARKS.md, issue 2). A fixed threshold also stops the dynamic
+//! 37 MiB idle; with the threshold fixed at 1 MiB it peaks at 35–43 MiB, and each part
+//! is a fresh mapping whose pages fault in: the push rate was 7 % lower on average,
+//! within the spread of the runs (BENCHMARKS.md, issue 2). A fixed threshold also stops the dynamic
 //! adjustment of the trim threshold, so the heap top is returned as before.
 //!
 //! Why it is sound: `mallopt` only sets a parameter of the allocator; glibc takes

@@ -180,9 +180,7 @@ impl AuditStore for MetaStore {
             return Ok(Vec::new());
         }
         match &self.backend {
-            Backend::Sqlite { writer, .. } => {
-                append_sqlite(writer, &self.sqlite_append, batch).await
-            }
+            Backend::Sqlite { writer, append, .. } => append_sqlite(writer, append, batch).await,
             Backend::Postgres(pool) => append_postgres(pool, batch).await,
         }
     }
@@ -365,26 +363,18 @@ async fn append_sqlite(
     batch: &EventBatch,
 ) -> Result<Vec<AuditRecord>, StoreError> {
     let mut conn = pool.acquire().await?;
-    append_sqlite_on(&mut conn, state, batch).await
-}
-
-async fn append_sqlite_on(
-    conn: &mut PoolConnection<Sqlite>,
-    state: &SqliteAppendState,
-    batch: &EventBatch,
-) -> Result<Vec<AuditRecord>, StoreError> {
     if let Some(head) = state.take() {
-        match append_sqlite_after(conn, batch, &head).await {
+        match append_sqlite_after(&mut conn, batch, &head).await {
             Ok((records, after)) => {
                 state.remember(after);
                 return Ok(records);
             }
             // Stale head (another process appended) or a real failure: the locked
             // way reads the head under the write lock and fails again if it was real.
-            Err(_) => rollback_sqlite(conn).await,
+            Err(_) => rollback_sqlite(&mut conn).await,
         }
     }
-    let (records, after) = append_sqlite_locked(conn, batch).await?;
+    let (records, after) = append_sqlite_locked(&mut conn, batch).await?;
     state.remember(after);
     Ok(records)
 }

@@ -78,6 +78,8 @@ enum Backend {
     Sqlite {
         reader: SqlitePool,
         writer: SqlitePool,
+        /// The audit appender's memory, shared by every clone of the store.
+        append: Arc<audit::SqliteAppendState>,
     },
     Postgres(PgPool),
 }
@@ -86,8 +88,6 @@ enum Backend {
 #[derive(Clone, Debug)]
 pub struct MetaStore {
     backend: Backend,
-    /// The SQLite audit appender's memory, shared by every clone of this store.
-    sqlite_append: Arc<audit::SqliteAppendState>,
 }
 
 /// Runs `$body` with `$pool` bound to the pool for reads.
@@ -216,8 +216,11 @@ impl MetaStore {
             .connect_with(connect.read_only(true))
             .await?;
         Ok(MetaStore {
-            backend: Backend::Sqlite { reader, writer },
-            sqlite_append: Arc::default(),
+            backend: Backend::Sqlite {
+                reader,
+                writer,
+                append: Arc::default(),
+            },
         })
     }
 
@@ -229,7 +232,6 @@ impl MetaStore {
             .await?;
         Ok(MetaStore {
             backend: Backend::Postgres(pool),
-            sqlite_append: Arc::default(),
         })
     }
 
@@ -260,7 +262,7 @@ impl MetaStore {
     /// Closes every connection, waiting for in-flight statements.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { reader, writer } => {
+            Backend::Sqlite { reader, writer, .. } => {
                 reader.close().await;
                 writer.close().await;
             }
