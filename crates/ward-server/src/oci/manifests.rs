@@ -9,7 +9,7 @@ use serde_json::json;
 use ward_audit::EventType;
 use ward_core::manifest::{self, ParsedManifest};
 use ward_core::media;
-use ward_core::name::{Reference, RepositoryName, Tag};
+use ward_core::name::{NameError, Reference, RepositoryName, Tag};
 use ward_core::{Digest, ErrorCode};
 use ward_store::meta::{ManifestMeta, NewManifest, PutManifestOutcome, TagProtection};
 
@@ -34,6 +34,23 @@ async fn unknown(ctx: &Ctx, name: &RepositoryName, reference: &Reference) -> Api
     }
 }
 
+/// The reference of a read or a delete. A name that is no valid tag cannot
+/// tag anything, so it is answered like any tag the repository lacks (404
+/// `MANIFEST_UNKNOWN`, as the conformance suite and distribution expect); a
+/// malformed digest is still `DIGEST_INVALID`. Pushes keep `TAG_INVALID`.
+fn existing_reference(name: &RepositoryName, reference: &str) -> ApiResult<Reference> {
+    match Reference::parse(reference) {
+        Err(NameError::InvalidTag(tag)) => Err(ApiError::new(
+            ErrorCode::ManifestUnknown,
+            format!(
+                "no manifest is tagged {tag:?} in {name}: that is not a valid tag (1 to 128 \
+                 letters, digits, '_', '.' and '-', not starting with '.' or '-') nor a digest"
+            ),
+        )),
+        other => Ok(other?),
+    }
+}
+
 fn etag(digest: &Digest) -> String {
     format!("\"{digest}\"")
 }
@@ -41,7 +58,7 @@ fn etag(digest: &Digest) -> String {
 /// `GET`/`HEAD /v2/<name>/manifests/<reference>`.
 pub(super) async fn get(ctx: &Ctx, name: &str, reference: &str) -> ApiResult<Response> {
     let name = ctx.repository(name)?;
-    let reference = Reference::parse(reference)?;
+    let reference = existing_reference(&name, reference)?;
     let Some(meta) = ctx.state.meta.resolve_manifest(&name, &reference).await? else {
         return Err(unknown(ctx, &name, &reference).await);
     };
@@ -355,7 +372,7 @@ async fn refuse_protected(
 pub(super) async fn delete(ctx: &Ctx, name: &str, reference: &str) -> ApiResult<Response> {
     require_delete_enabled(ctx)?;
     let name = ctx.repository(name)?;
-    let reference = Reference::parse(reference)?;
+    let reference = existing_reference(&name, reference)?;
     // An immutable tag may not be deleted, nor the manifest it points at.
     let protected_tags = match &reference {
         Reference::Tag(t) => vec![t.clone()],
