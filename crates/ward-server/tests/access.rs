@@ -325,6 +325,42 @@ both_backends!(anonymous_callers_are_challenged, |b: Backend| async move {
 });
 
 both_backends!(
+    a_mount_challenge_asks_for_the_source_too,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        let blob = reg.push_blob("team-a/base", b"shared layer").await;
+        create_user(&reg, "builder", "pw-of-the-builder").await;
+        bind(&reg, "user:builder", "read", "team-a/*").await;
+        bind(&reg, "user:builder", "write", "team-b/*").await;
+        let mount = format!("/v2/team-b/app/blobs/uploads/?mount={blob}&from=team-a/base");
+        let r = anonymous_client()
+            .post(reg.url(&mount))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let challenge = header(&r, "www-authenticate");
+        let scope = "repository:team-b/app:pull,push repository:team-a/base:pull";
+        assert!(
+            challenge.contains(&format!("scope=\"{scope}\"")),
+            "{challenge}"
+        );
+
+        // A token for the challenged scope mounts; one for the target alone
+        // falls back to an upload session, revealing nothing of the source.
+        let builder = client_as("builder", "pw-of-the-builder");
+        let (token, _) = token_for(&reg, &builder, scope).await;
+        let r = bearer(&token).post(reg.url(&mount)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let (token, _) = token_for(&reg, &builder, "repository:team-b/other:pull,push").await;
+        let other = mount.replace("team-b/app", "team-b/other");
+        let r = bearer(&token).post(reg.url(&other)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        reg.stop().await;
+    }
+);
+
+both_backends!(
     public_repositories_are_pullable_on_purpose,
     |b: Backend| async move {
         let reg = TestRegistry::start(b).await;

@@ -153,7 +153,7 @@ async fn check_access(ctx: &Ctx, endpoint: Endpoint, route: &Route) -> ApiResult
             };
             (action, format!("repository:{r}:pull"))
         }
-        (Access::Push, Some(r)) => (Action::Push, format!("repository:{r}:pull,push")),
+        (Access::Push, Some(r)) => (Action::Push, push_scope(ctx, endpoint, r)),
         (Access::Delete, Some(r)) => (Action::Delete, format!("repository:{r}:delete")),
         (_, None) => {
             return Err(ApiError::internal(
@@ -198,6 +198,23 @@ async fn check_access(ctx: &Ctx, endpoint: Endpoint, route: &Route) -> ApiResult
             ))
         }
     }
+}
+
+/// The token scope a push needs. A mount also reads its source, so its
+/// challenge asks for pull there too, as distribution's does: a client that
+/// fetches a token for the challenged scope can then mount instead of
+/// uploading (without it the mount quietly falls back to an upload).
+fn push_scope(ctx: &Ctx, endpoint: Endpoint, repository: &str) -> String {
+    let mut scope = format!("repository:{repository}:pull,push");
+    let source = (endpoint == Endpoint::StartUpload)
+        .then(|| crate::http::query_value(&ctx.query, "from"))
+        .flatten()
+        .filter(|_| crate::http::query_value(&ctx.query, "mount").is_some())
+        .filter(|from| *from != repository && ctx.repository(from).is_ok());
+    if let Some(from) = source {
+        scope.push_str(&format!(" repository:{from}:pull"));
+    }
+    scope
 }
 
 fn challenge(ctx: &Ctx, scope: Option<&str>, message: &str) -> ApiError {
