@@ -100,6 +100,11 @@ pub struct ScanConfig {
     pub alert_severity: Severity,
     /// The scanner's limits (archive sizes, pickle stacks...).
     pub limits: ward_scan::Limits,
+    /// Whether each scanned artifact gets its scan report as an OCI referrer
+    /// (`SCAN_REPORT_ARTIFACT_TYPE`). Off, results are still stored, enforced
+    /// and served by the scan API; the referrers list then holds only what
+    /// clients pushed, as the OCI conformance suite expects.
+    pub attach_reports: bool,
 }
 
 impl Default for ScanConfig {
@@ -116,6 +121,7 @@ impl Default for ScanConfig {
             alert_webhook_url: None,
             alert_severity: Severity::Critical,
             limits: ward_scan::Limits::default(),
+            attach_reports: true,
         }
     }
 }
@@ -587,7 +593,9 @@ pub async fn process(state: &AppState, job: &ScanJob) -> Result<StoredScan, Scan
     record_result(state, &stored, &report, &repositories, &job.reason).await?;
     let news = is_news(previous.as_ref(), &stored);
     apply_policies(state, &stored, &report, &repositories, news).await?;
-    attach_reports(state, digest).await?;
+    if state.config.scan.attach_reports {
+        attach_reports(state, digest).await?;
+    }
     Ok(stored)
 }
 
@@ -613,7 +621,7 @@ async fn attach_reports(state: &AppState, digest: Digest) -> Result<(), ScanErro
 /// existed (they are scanned as soon as they are uploaded, and shared content
 /// was scanned long ago), so try to attach its report now, off the request.
 pub(crate) fn manifest_stored(state: &AppState, repository: &RepositoryName, digest: Digest) {
-    if !state.config.scan.enabled {
+    if !state.config.scan.enabled || !state.config.scan.attach_reports {
         return;
     }
     let state = state.clone();

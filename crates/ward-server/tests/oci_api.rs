@@ -1224,3 +1224,62 @@ both_backends!(metrics_count_requests, |b: Backend| async move {
     assert!(text.contains("ward_upload_sessions_open 0"));
     reg.stop().await;
 });
+
+/// Pushes a one-layer image to `repo:tag`, runs every queued scan to its end
+/// in this task (the harness runs no scan workers), and returns the
+/// manifest's referrers.
+async fn scanned_referrers(reg: &TestRegistry, repo: &str, tag: &str, layer: &[u8]) -> Vec<Value> {
+    let config = reg.push_blob(repo, b"{}").await;
+    let layer_digest = reg.push_blob(repo, layer).await;
+    let m = image_manifest(config, 2, &[(layer_digest, layer.len())], "");
+    let r = reg.put_manifest(repo, tag, media::OCI_MANIFEST, &m).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let state = &reg.running.as_ref().unwrap().state;
+    let jobs = state
+        .meta
+        .claim_scan_jobs(ward_store::now_ms(), 60_000, 100)
+        .await
+        .unwrap();
+    assert!(jobs.iter().any(|j| j.digest == layer_digest), "{jobs:?}");
+    for job in &jobs {
+        ward_server::scanning::process(state, job).await.unwrap();
+    }
+    assert!(
+        state
+            .meta
+            .scan_result(&layer_digest)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let body: Value = reg
+        .get(&format!("/v2/{repo}/referrers/{}", Digest::of(&m)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["manifests"].as_array().unwrap().clone()
+}
+
+both_backends!(
+    scan_reports_are_referrers_unless_switched_off,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        let found = scanned_referrers(&reg, "app", "v1", b"layer one").await;
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0]["artifactType"],
+            ward_server::scanning::SCAN_REPORT_ARTIFACT_TYPE
+        );
+
+        let mut reg = reg;
+        reg.config.scan.attach_reports = false;
+        let reg = reg.restart().await;
+        let found = scanned_referrers(&reg, "app", "v2", b"layer two").await;
+        assert!(
+            found.is_empty(),
+            "scanned, but no report attached: {found:?}"
+        );
+        reg.stop().await;
+    }
+);
