@@ -136,6 +136,10 @@ pub struct TlsConfig {
 pub struct CacheConfig {
     /// Bytes of manifest content kept in memory (manifests are immutable by digest).
     pub manifest_bytes_max: u64,
+    /// Manifest resolutions (repository and tag or digest to manifest) kept in
+    /// memory, dropped on every change to tags or manifests; 0 keeps none.
+    /// SQLite only: with PostgreSQL other servers change tags too.
+    pub manifest_resolutions_max: usize,
 }
 
 impl Default for Config {
@@ -182,6 +186,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             manifest_bytes_max: 64 * 1024 * 1024,
+            manifest_resolutions_max: 10_000,
         }
     }
 }

@@ -83,6 +83,17 @@ pub enum StartError {
     /// The audit log could not start.
     #[error("starting the audit log: {0}")]
     Audit(String),
+    /// Another server holds the SQLite database.
+    #[error(
+        "another ward serve is using the database {database} (its lock {lock} is held): one \
+         server per SQLite database, which it caches; use PostgreSQL to run several"
+    )]
+    DatabaseInUse {
+        /// The database file.
+        database: std::path::PathBuf,
+        /// The lock file.
+        lock: std::path::PathBuf,
+    },
     /// The first administrator could not be created.
     #[error("creating the first administrator: {0}")]
     Bootstrap(String),
@@ -107,6 +118,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         &MetaStoreOptions {
             connections_max: config.database_connections_max,
             sqlite_sync_every_commit: config.storage.sqlite_sync_every_commit,
+            resolution_cache_entries: config.cache.manifest_resolutions_max,
             ..MetaStoreOptions::default()
         },
     )
@@ -379,6 +391,8 @@ pub struct Running {
     sweeper: JoinHandle<()>,
     refresher: JoinHandle<()>,
     scanner: JoinHandle<()>,
+    /// Held while serving a SQLite database (`lock_sqlite`).
+    database_lock: Option<std::fs::File>,
 }
 
 impl Running {
@@ -390,6 +404,7 @@ impl Running {
         self.refresher.abort();
         self.scanner.abort();
         self.state.meta.close().await;
+        drop(self.database_lock);
     }
 
     /// Waits until the server stops by itself (it does not, short of a panic).
@@ -409,6 +424,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
              network unencrypted; configure [tls] or put a TLS proxy in front"
         );
     }
+    let database_lock = lock_sqlite(&config)?;
     let state = open(config).await?;
     let listener = TcpListener::bind(listen)
         .await
@@ -442,5 +458,41 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         sweeper,
         refresher,
         scanner,
+        database_lock,
     })
+}
+
+/// Takes `<database>.lock` for as long as the server runs. One process owns a
+/// SQLite database: it keeps manifest resolutions in memory and drops them on
+/// its own writes, which another process's writes would leave stale. The
+/// kernel releases the lock when the process ends, however it ends.
+fn lock_sqlite(config: &Config) -> Result<Option<std::fs::File>, StartError> {
+    let Some(database) = MetaStore::sqlite_file(&config.database_url())? else {
+        return Ok(None);
+    };
+    let mut lock = database.clone().into_os_string();
+    lock.push(".lock");
+    let lock = std::path::PathBuf::from(lock);
+    if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|source| StartError::DataDir {
+            path: lock.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::DatabaseInUse { database, lock }),
+        Err(std::fs::TryLockError::Error(source)) => {
+            Err(StartError::DataDir { path: lock, source })
+        }
+    }
 }

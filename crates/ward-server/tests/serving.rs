@@ -238,3 +238,28 @@ async fn auditing_can_be_switched_off_for_measurement_and_says_so() {
     assert_eq!(ready["audit"]["enabled"], false, "{ready}");
     reg.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_per_sqlite_database() {
+    let reg = TestRegistry::start(Backend::Sqlite).await;
+    let mut second = reg.config.clone();
+    second.listen = "127.0.0.1:0".parse().unwrap();
+    let refused = match ward_server::start(second.clone()).await {
+        Ok(running) => {
+            running.stop().await;
+            panic!("a second server started on the same SQLite database");
+        }
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        refused.contains("another ward serve is using the database"),
+        "{refused}"
+    );
+    assert!(refused.contains("use PostgreSQL"), "{refused}");
+    // The lock goes with the server that held it (the data stays).
+    let mut reg = reg;
+    reg.running.take().unwrap().stop().await;
+    let running = ward_server::start(second).await.unwrap();
+    running.stop().await;
+    reg.stop().await;
+}

@@ -175,6 +175,72 @@ both_backends!(
 );
 
 both_backends!(
+    resolutions_follow_every_change_at_once,
+    |store: MetaStore| async move {
+        // SQLite remembers resolutions in memory: each read below comes twice,
+        // the second from memory where there is one, and every change must be
+        // seen at once through any clone of the store (the server clones it).
+        let r = repo("app");
+        let other = store.clone();
+        let resolve = |reference: Reference| {
+            let store = store.clone();
+            let r = r.clone();
+            async move {
+                let first = store.resolve_manifest(&r, &reference).await.unwrap();
+                let again = store.resolve_manifest(&r, &reference).await.unwrap();
+                assert_eq!(first, again);
+                first.map(|m| m.digest)
+            }
+        };
+        let v1 = || Reference::Tag(tag("v1"));
+        link(&store, &r, &[blob(1), blob(2)]).await;
+        let (d1, _) = put(
+            &other,
+            &r,
+            &image_manifest(blob(1), &[], ""),
+            &[tag("v1")],
+            &(),
+        )
+        .await;
+        assert_eq!(resolve(v1()).await, Some(d1));
+
+        let (d2, outcome) = put(
+            &other,
+            &r,
+            &image_manifest(blob(2), &[], ""),
+            &[tag("v1")],
+            &(),
+        )
+        .await;
+        assert!(matches!(outcome, PutManifestOutcome::Stored { .. }));
+        assert_eq!(
+            resolve(v1()).await,
+            Some(d2),
+            "the moved tag is seen at once"
+        );
+        assert_eq!(resolve(Reference::Digest(d2)).await, Some(d2));
+
+        // A refused push changes nothing.
+        let (_, outcome) = put(
+            &other,
+            &r,
+            &image_manifest(blob(9), &[], ""),
+            &[tag("v1")],
+            &(),
+        )
+        .await;
+        assert!(matches!(outcome, PutManifestOutcome::MissingReferences(_)));
+        assert_eq!(resolve(v1()).await, Some(d2));
+
+        assert!(other.delete_tag(&r, &tag("v1")).await.unwrap());
+        assert_eq!(resolve(v1()).await, None, "a deleted tag is gone at once");
+        assert!(other.delete_manifest(&r, &d2).await.unwrap());
+        assert_eq!(resolve(Reference::Digest(d2)).await, None);
+        assert_eq!(resolve(Reference::Digest(d1)).await, Some(d1));
+    }
+);
+
+both_backends!(
     deleting_a_manifest_removes_its_tags,
     |store: MetaStore| async move {
         let r = repo("app");

@@ -11,6 +11,7 @@
 mod audit;
 mod auth;
 mod registry;
+mod resolutions;
 mod scan;
 mod uploads;
 
@@ -61,6 +62,10 @@ pub struct MetaStoreOptions {
     /// Whether SQLite syncs the WAL on every commit (`FULL`) or only at
     /// checkpoints (`NORMAL`, which survives process crashes but not power loss).
     pub sqlite_sync_every_commit: bool,
+    /// Manifest resolutions (repository and tag or digest) kept in memory;
+    /// 0 keeps none. SQLite only: a PostgreSQL database is shared by servers
+    /// whose changes this one would not see (`resolutions` module).
+    pub resolution_cache_entries: usize,
 }
 
 impl Default for MetaStoreOptions {
@@ -69,6 +74,7 @@ impl Default for MetaStoreOptions {
             connections_max: 8,
             sqlite_busy_timeout: Duration::from_secs(10),
             sqlite_sync_every_commit: true,
+            resolution_cache_entries: 10_000,
         }
     }
 }
@@ -88,6 +94,7 @@ enum Backend {
 #[derive(Clone, Debug)]
 pub struct MetaStore {
     backend: Backend,
+    resolutions: Option<Arc<resolutions::ResolutionCache>>,
 }
 
 /// Runs `$body` with `$pool` bound to the pool for reads.
@@ -190,6 +197,19 @@ impl MetaStore {
         Ok(store)
     }
 
+    /// The file of a `sqlite:` URL; `None` for other backends and in-memory databases.
+    pub fn sqlite_file(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+        if !url.starts_with("sqlite:") {
+            return Ok(None);
+        }
+        let options = SqliteConnectOptions::from_str(url)?;
+        let file = options.get_filename();
+        Ok(
+            (!file.as_os_str().is_empty() && file.as_os_str() != ":memory:")
+                .then(|| file.to_owned()),
+        )
+    }
+
     async fn connect_sqlite(url: &str, options: &MetaStoreOptions) -> Result<Self, StoreError> {
         let synchronous = if options.sqlite_sync_every_commit {
             SqliteSynchronous::Full
@@ -215,12 +235,18 @@ impl MetaStore {
             .test_before_acquire(false)
             .connect_with(connect.read_only(true))
             .await?;
+        let resolutions = (options.resolution_cache_entries > 0).then(|| {
+            Arc::new(resolutions::ResolutionCache::new(
+                options.resolution_cache_entries,
+            ))
+        });
         Ok(MetaStore {
             backend: Backend::Sqlite {
                 reader,
                 writer,
                 append: Arc::default(),
             },
+            resolutions,
         })
     }
 
@@ -232,6 +258,7 @@ impl MetaStore {
             .await?;
         Ok(MetaStore {
             backend: Backend::Postgres(pool),
+            resolutions: None,
         })
     }
 

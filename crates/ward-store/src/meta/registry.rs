@@ -8,6 +8,7 @@ use ward_core::Digest;
 use ward_core::manifest::{ParsedManifest, RefTarget};
 use ward_core::name::{Reference, RepositoryName, Tag};
 
+use super::resolutions::ResolutionCache;
 use super::{
     MetaStore, StoreError, ensure_repository, insert_blob_and_link, now_ms, on_reader, on_writer,
     parse_digest, to_i64, to_u64,
@@ -246,6 +247,16 @@ impl MetaStore {
         m: NewManifest<'_>,
         protection: &dyn TagProtection,
     ) -> Result<PutManifestOutcome, StoreError> {
+        let outcome = self.put_manifest_uncached(m, protection).await;
+        self.forget_resolutions();
+        outcome
+    }
+
+    async fn put_manifest_uncached(
+        &self,
+        m: NewManifest<'_>,
+        protection: &dyn TagProtection,
+    ) -> Result<PutManifestOutcome, StoreError> {
         let now = now_ms();
         let digest = m.digest.to_string();
         let annotations = if m.parsed.annotations.is_empty() {
@@ -413,6 +424,36 @@ impl MetaStore {
         repository: &RepositoryName,
         reference: &Reference,
     ) -> Result<Option<ManifestMeta>, StoreError> {
+        let Some(cache) = &self.resolutions else {
+            return self.resolve_manifest_uncached(repository, reference).await;
+        };
+        let key = ResolutionCache::key(repository.as_str(), &reference.to_string());
+        if let Some(meta) = cache.get(&key) {
+            return Ok(Some(meta));
+        }
+        let seen = cache.generation();
+        let meta = self
+            .resolve_manifest_uncached(repository, reference)
+            .await?;
+        if let Some(meta) = &meta {
+            cache.insert(seen, key, meta.clone());
+        }
+        Ok(meta)
+    }
+
+    /// Drops every remembered resolution; called after each change to tags or
+    /// manifests, whatever its outcome, before the change is reported.
+    fn forget_resolutions(&self) {
+        if let Some(cache) = &self.resolutions {
+            cache.invalidate();
+        }
+    }
+
+    async fn resolve_manifest_uncached(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<ManifestMeta>, StoreError> {
         let row = on_reader!(self, |pool| {
             let q = match reference {
                 Reference::Tag(tag) => sqlx::query(
@@ -507,17 +548,19 @@ impl MetaStore {
         repository: &RepositoryName,
         digest: &Digest,
     ) -> Result<bool, StoreError> {
-        on_writer!(self, |pool| {
-            let done = sqlx::query(
+        let done = on_writer!(self, |pool| {
+            sqlx::query(
                 "DELETE FROM manifests WHERE digest = $2 AND repository_id = \
                  (SELECT id FROM repositories WHERE name = $1)",
             )
             .bind(repository.as_str())
             .bind(digest.to_string())
             .execute(pool)
-            .await?;
-            Ok(done.rows_affected() > 0)
-        })
+            .await
+            .map(|done| done.rows_affected())
+        });
+        self.forget_resolutions();
+        Ok(done? > 0)
     }
 
     /// Removes a tag (the manifest stays); returns whether it existed.
@@ -526,17 +569,19 @@ impl MetaStore {
         repository: &RepositoryName,
         tag: &Tag,
     ) -> Result<bool, StoreError> {
-        on_writer!(self, |pool| {
-            let done = sqlx::query(
+        let done = on_writer!(self, |pool| {
+            sqlx::query(
                 "DELETE FROM tags WHERE name = $2 AND repository_id = \
                  (SELECT id FROM repositories WHERE name = $1)",
             )
             .bind(repository.as_str())
             .bind(tag.as_str())
             .execute(pool)
-            .await?;
-            Ok(done.rows_affected() > 0)
-        })
+            .await
+            .map(|done| done.rows_affected())
+        });
+        self.forget_resolutions();
+        Ok(done? > 0)
     }
 
     /// Tags of `repository` after `last`, at most `limit`; `None` if the repository does not exist.
