@@ -38,6 +38,17 @@ pub fn to_canonical<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, C
     encode(&value)
 }
 
+/// The canonical encoding of an audit event, written straight from the struct:
+/// its fields are declared in key order, it has no numbers and `details` is a
+/// `BTreeMap`, and serde_json escapes strings exactly as [`encode`] does, so
+/// this equals [`to_canonical`] without building a `Value` tree (about forty
+/// allocations fewer per event, on the path of every audited request).
+pub fn event_json(event: &crate::event::AuditEvent) -> Result<String, CanonicalError> {
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer(&mut out, event).map_err(|e| CanonicalError::Serialize(e.to_string()))?;
+    String::from_utf8(out).map_err(|e| CanonicalError::Serialize(e.to_string()))
+}
+
 /// The canonical encoding of a JSON value.
 pub fn encode(value: &Value) -> Result<String, CanonicalError> {
     let mut out = String::new();
@@ -173,5 +184,48 @@ mod tests {
         let once = encode(&value).unwrap();
         let reparsed: Value = serde_json::from_str(&once).unwrap();
         assert_eq!(encode(&reparsed).unwrap(), once);
+    }
+
+    #[test]
+    fn event_json_equals_the_generic_encoding() {
+        use crate::event::{Artifact, AuditEvent, EventType, Outcome};
+        // Every character class the encodings treat differently, in every field.
+        let awkward = "q\"b\\s/\u{0}\u{1f}\u{7f}\u{8}\t\n\u{c}\r é \u{2028} 🦀";
+        let full = |t: EventType| {
+            AuditEvent::new(t)
+                .user(format!("user {awkward}"))
+                .auth_method("bearer")
+                .ip("2001:db8::1".parse().unwrap())
+                .user_agent(awkward)
+                .request_id("r-1")
+                .repository("team/app")
+                .digest("sha256:00")
+                .tag(awkward)
+                .environment("production")
+                .target(awkward)
+                .reason(awkward)
+                .action(awkward)
+                .outcome(Outcome::Denied)
+                .detail("b", awkward)
+                .detail("a", "1")
+                .detail("B", "upper sorts first")
+                .detail("é", "non-ASCII key")
+        };
+        let mut events: Vec<AuditEvent> = EventType::ALL.into_iter().map(full).collect();
+        events.extend(EventType::ALL.into_iter().map(AuditEvent::new));
+        events.push(
+            AuditEvent::new(EventType::Pull)
+                .ip("10.0.0.1".parse().unwrap())
+                .artifact(Artifact {
+                    id: None,
+                    name: Some("model".into()),
+                    version: Some("3".into()),
+                }),
+        );
+        for event in &events {
+            let generic = to_canonical(event).unwrap();
+            assert_eq!(event_json(event).unwrap(), generic);
+            assert!(is_canonical(&generic));
+        }
     }
 }

@@ -266,53 +266,57 @@ impl Artifact {
 }
 
 /// One security-relevant act. See the [module docs](self) for the builder.
+///
+/// The fields are declared in the byte order of their names, so serde writes
+/// them in canonical order and [`crate::canonical::event_json`] needs no
+/// intermediate tree (`event_json_equals_the_generic_encoding` pins this).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
-    /// When it happened, UTC, microsecond precision.
-    #[serde(with = "timestamp")]
-    pub timestamp: OffsetDateTime,
-    /// What kind of act.
-    pub event_type: EventType,
     /// The verb: `push`, `pull`, `delete`, `login`, `create`, `update`, ….
     pub action: String,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// The principal (user or robot name); for failed logins, the name attempted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// How the principal authenticated: `basic`, `bearer`, `robot_token`, `anonymous`, ….
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_method: Option<String>,
-    /// The client address.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip_address: Option<IpAddr>,
-    /// The client's `User-Agent`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
-    /// The request that caused it, to join with access logs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    /// The repository.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repository: Option<String>,
-    /// The content digest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
     /// The mission's `artifact {id, name, version}`.
     #[serde(default, skip_serializing_if = "Artifact::is_empty")]
     pub artifact: Artifact,
-    /// The repository's environment label when it happened (e.g. `production`).
+    /// How the principal authenticated: `basic`, `bearer`, `robot_token`, `anonymous`, ….
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub environment: Option<String>,
-    /// The object an administrative change applies to (user name, role, policy id, setting key).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// Why: the reason of a denial or failure, or the justification of a change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub auth_method: Option<String>,
     /// A few more facts, e.g. `previous_digest` of a tag move or `from_stage`/`to_stage`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, String>,
+    /// The content digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// The repository's environment label when it happened (e.g. `production`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// What kind of act.
+    pub event_type: EventType,
+    /// The client address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<IpAddr>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why: the reason of a denial or failure, or the justification of a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// The request that caused it, to join with access logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The object an administrative change applies to (user name, role, policy id, setting key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// When it happened, UTC, microsecond precision.
+    #[serde(with = "timestamp")]
+    pub timestamp: OffsetDateTime,
+    /// The principal (user or robot name); for failed logins, the name attempted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The client's `User-Agent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 /// Size limits applied to an event before it is recorded, so that no client-controlled

@@ -95,6 +95,8 @@ struct Counters {
 
 struct Request {
     event: AuditEvent,
+    /// Its canonical JSON, encoded by the caller so the writer only links.
+    json: String,
     reply: oneshot::Sender<Result<Receipt, AuditError>>,
 }
 
@@ -148,9 +150,12 @@ impl AuditLog {
     /// Records `event` and returns once it is durable in the store.
     pub async fn record(&self, mut event: AuditEvent) -> Result<Receipt, AuditError> {
         event.clamp(&self.limits);
+        // Encoded here, on the caller's task, rather than by the one writer
+        // whose commit every caller of the batch waits for.
+        let json = crate::canonical::event_json(&event)?;
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Request { event, reply })
+            .send(Request { event, json, reply })
             .await
             .map_err(|_| AuditError::Closed)?;
         answer.await.map_err(|_| AuditError::Closed)?
@@ -185,19 +190,23 @@ struct Writer<S> {
 
 impl<S: AuditStore> Writer<S> {
     async fn run(self, mut rx: mpsc::Receiver<Request>) {
-        let mut pending = Vec::with_capacity(self.batch_max);
+        // Kept across batches: its capacity is reused rather than regrown.
+        let mut pending = Vec::new();
         while rx.recv_many(&mut pending, self.batch_max).await > 0 {
-            self.commit(std::mem::take(&mut pending)).await;
+            self.commit(&mut pending).await;
         }
     }
 
-    async fn commit(&self, requests: Vec<Request>) {
-        let (events, replies): (Vec<AuditEvent>, Vec<_>) =
-            requests.into_iter().map(|r| (r.event, r.reply)).unzip();
-        let batch = match EventBatch::new(events) {
-            Ok(batch) => batch,
-            Err(e) => return self.fail_all(replies, AuditError::Encode(e)),
-        };
+    async fn commit(&self, requests: &mut Vec<Request>) {
+        let mut events = Vec::with_capacity(requests.len());
+        let mut json = Vec::with_capacity(requests.len());
+        let mut replies = Vec::with_capacity(requests.len());
+        for r in requests.drain(..) {
+            events.push(r.event);
+            json.push(r.json);
+            replies.push(r.reply);
+        }
+        let batch = EventBatch::encoded(events, json);
         match self.store.append(&batch).await {
             Ok(records) if records.len() == replies.len() => {
                 if let Some(last) = records.last() {

@@ -123,9 +123,17 @@ impl EventBatch {
     pub fn new(events: Vec<AuditEvent>) -> Result<EventBatch, CanonicalError> {
         let json = events
             .iter()
-            .map(canonical::to_canonical)
+            .map(canonical::event_json)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(EventBatch { events, json })
+    }
+
+    /// A batch of events already encoded, each `json[i]` being
+    /// [`canonical::event_json`] of `events[i]` (the log's callers encode their
+    /// own events).
+    pub(crate) fn encoded(events: Vec<AuditEvent>, json: Vec<String>) -> EventBatch {
+        debug_assert_eq!(events.len(), json.len());
+        EventBatch { events, json }
     }
 
     /// Number of events.
