@@ -145,7 +145,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         );
     }
     let signatures = Arc::new(gate::SignatureGate::new(config.signatures.clone()));
-    Ok(AppState {
+    Ok(AppState::new(state::Shared {
         manifests: ManifestCache::new(config.cache.manifest_bytes_max),
         config: Arc::new(config),
         meta,
@@ -156,7 +156,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         audit_public_key: Arc::new(audit_public_key),
         signatures,
         scan_wake: Arc::new(scanning::ScanWake::default()),
-    })
+    }))
 }
 
 /// Creates the directory a key file lives in, readable by its owner only,
@@ -360,7 +360,7 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
         .requests
         .get_or_create(&RequestLabels {
             endpoint,
-            method: method.as_str().to_owned(),
+            method: method_label(&method),
             status,
         })
         .inc();
@@ -378,6 +378,20 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
         response.headers_mut().insert("x-request-id", v);
     }
     response
+}
+
+/// The metric label of a request method.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "PUT" => "PUT",
+        "POST" => "POST",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// A registry running in the background.

@@ -17,9 +17,28 @@ use ward_store::{BlobStore, MetaStore};
 
 use crate::config::Config;
 
-/// Shared state of one running registry.
+/// Shared state of one running registry: one allocation behind an `Arc`,
+/// since every request clones it (twice or more, through axum's extractors).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps the parts of a registry.
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// Configuration it was started with.
     pub config: Arc<Config>,
     /// Metadata.
@@ -86,8 +105,9 @@ impl ManifestCache {
 pub struct RequestLabels {
     /// Endpoint name (`manifest_get`, ...), or `other`.
     pub endpoint: &'static str,
-    /// HTTP method.
-    pub method: String,
+    /// HTTP method: one of the standard ones, or `other` (a client must not be
+    /// able to grow the metric families with made-up methods).
+    pub method: &'static str,
     /// Response status code.
     pub status: u16,
 }

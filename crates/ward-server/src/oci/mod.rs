@@ -136,7 +136,7 @@ async fn check_access(ctx: &Ctx, endpoint: Endpoint, route: &Route) -> ApiResult
     let tag_context = tag
         .as_ref()
         .map_or(TagContext::Absent, |t| TagContext::Tag(t.as_str()));
-    let (action, scope) = match (endpoint.access(), repo) {
+    let action = match (endpoint.access(), repo) {
         (Access::Authenticated, _) => {
             return if ctx.caller.presented_nothing() {
                 Err(challenge(ctx, None, "authentication required"))
@@ -144,17 +144,11 @@ async fn check_access(ctx: &Ctx, endpoint: Endpoint, route: &Route) -> ApiResult
                 Ok(())
             };
         }
-        (Access::Catalog, _) => (Action::Catalog, "registry:catalog:*".to_owned()),
-        (Access::Pull, Some(r)) => {
-            let action = if endpoint == Endpoint::ListTags {
-                Action::ListTags
-            } else {
-                Action::Pull
-            };
-            (action, format!("repository:{r}:pull"))
-        }
-        (Access::Push, Some(r)) => (Action::Push, push_scope(ctx, endpoint, r)),
-        (Access::Delete, Some(r)) => (Action::Delete, format!("repository:{r}:delete")),
+        (Access::Catalog, _) => Action::Catalog,
+        (Access::Pull, Some(_)) if endpoint == Endpoint::ListTags => Action::ListTags,
+        (Access::Pull, Some(_)) => Action::Pull,
+        (Access::Push, Some(_)) => Action::Push,
+        (Access::Delete, Some(_)) => Action::Delete,
         (_, None) => {
             return Err(ApiError::internal(
                 "authorizing",
@@ -162,18 +156,25 @@ async fn check_access(ctx: &Ctx, endpoint: Endpoint, route: &Route) -> ApiResult
             ));
         }
     };
+    // The token scope a challenge names, spelled out only when one is sent.
+    let scope = || match (endpoint.access(), repo) {
+        (Access::Catalog, _) => "registry:catalog:*".to_owned(),
+        (Access::Push, Some(r)) => push_scope(ctx, endpoint, r),
+        (Access::Delete, Some(r)) => format!("repository:{r}:delete"),
+        (_, r) => format!("repository:{}:pull", r.unwrap_or_default()),
+    };
     match ctx
         .state
         .access
         .authorize(&ctx.caller, action, repo, tag_context)
     {
         Verdict::Allow => Ok(()),
-        Verdict::Challenge { message } => Err(challenge(ctx, Some(&scope), &message)),
+        Verdict::Challenge { message } => Err(challenge(ctx, Some(&scope()), &message)),
         Verdict::InsufficientScope { message } => Err(crate::access::insufficient_scope_error(
             &ctx.state.access,
             &ctx.headers,
             ctx.state.config.tls.is_some(),
-            &scope,
+            &scope(),
             &message,
         )),
         Verdict::Deny { decision } => {
