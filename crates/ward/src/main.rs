@@ -57,6 +57,13 @@ fn main() -> ExitCode {
         // reading the cgroup's CPU quota) is most of the time a small scan takes.
         Command::Scan(args) => cmd::scan::run(args),
         command => tokio::runtime::Builder::new_multi_thread()
+            // Tasks woken from outside the runtime wait in its global queue, which
+            // a busy worker looks at only every this many tasks (31 by default).
+            // The audit writer is woken so by SQLite's thread after each commit,
+            // and every audited request waits for that commit: checking every 4
+            // tasks raised audited manifest GETs by about a tenth here
+            // (BENCHMARKS.md, "Manifest GET with the audit log on").
+            .global_queue_interval(4)
             .enable_all()
             .build()
             .map_err(anyhow::Error::from)
