@@ -368,7 +368,6 @@ async fn receive(
     let mut stream = body.into_data_stream();
     let mut writer: Option<BlobWriter> = None;
     let mut received = 0u64;
-    let mut hashing = Hashing::Inline;
     let result: ApiResult<()> = async {
         loop {
             let frame = tokio::time::timeout(idle, stream.next())
@@ -404,7 +403,7 @@ async fn receive(
                 )
                 .with_status(StatusCode::PAYLOAD_TOO_LARGE));
             }
-            hashing.update(hasher, bytes.clone()).await?;
+            hasher.update(&bytes);
             let w = match writer.as_mut() {
                 Some(w) => w,
                 None => writer.insert(ctx.state.blobs.writer(key).await?),
@@ -413,10 +412,6 @@ async fn receive(
         }
     }
     .await;
-    let result = match result {
-        Ok(()) => hashing.finish(hasher).await,
-        Err(e) => Err(e),
-    };
     match (result, writer) {
         (Ok(()), Some(w)) => {
             w.finish().await?;
@@ -431,66 +426,6 @@ async fn receive(
     }
     ctx.state.metrics.bytes_in.inc_by(received);
     Ok(received)
-}
-
-/// Bytes an upload hashes on its own task before handing the hash to a
-/// blocking thread. Small blobs stay on the request's task; for large ones
-/// hashing, the slowest step of an upload (one core's sha256 rate), then runs
-/// beside receiving and writing instead of between them.
-const HASH_INLINE_BYTES_MAX: u64 = 4 * 1024 * 1024;
-
-/// Frames waiting for the hashing thread: with hyper's reads of at most a few
-/// hundred KiB, a few MiB in flight per upload.
-const HASH_FRAMES_IN_FLIGHT: usize = 8;
-
-/// Where an upload's bytes are hashed.
-enum Hashing {
-    /// On the request's task.
-    Inline,
-    /// On a blocking thread that owns the hasher until the body ends.
-    Piped {
-        frames: tokio::sync::mpsc::Sender<Bytes>,
-        thread: tokio::task::JoinHandle<Hasher>,
-    },
-}
-
-impl Hashing {
-    /// Hashes `bytes`, moving `hasher` to its own thread once the upload has
-    /// passed [`HASH_INLINE_BYTES_MAX`].
-    async fn update(&mut self, hasher: &mut Hasher, bytes: Bytes) -> ApiResult<()> {
-        if let Hashing::Inline = self {
-            if hasher.len_bytes() + (bytes.len() as u64) <= HASH_INLINE_BYTES_MAX {
-                hasher.update(&bytes);
-                return Ok(());
-            }
-            let mut moved = std::mem::replace(hasher, Hasher::new(hasher.algorithm()));
-            let (frames, mut rx) = tokio::sync::mpsc::channel::<Bytes>(HASH_FRAMES_IN_FLIGHT);
-            let thread = tokio::task::spawn_blocking(move || {
-                while let Some(frame) = rx.blocking_recv() {
-                    moved.update(&frame);
-                }
-                moved
-            });
-            *self = Hashing::Piped { frames, thread };
-        }
-        match self {
-            Hashing::Piped { frames, .. } => frames.send(bytes).await.map_err(|_| {
-                ApiError::internal("hashing an upload", &"the hashing thread stopped")
-            }),
-            Hashing::Inline => Ok(()),
-        }
-    }
-
-    /// Puts the finished hash back into `hasher`.
-    async fn finish(self, hasher: &mut Hasher) -> ApiResult<()> {
-        if let Hashing::Piped { frames, thread } = self {
-            drop(frames);
-            *hasher = thread
-                .await
-                .map_err(|e| ApiError::internal("hashing an upload", &e))?;
-        }
-        Ok(())
-    }
 }
 
 /// A blob sent whole in one request: stream it into the session folder,
