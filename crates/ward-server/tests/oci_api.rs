@@ -1292,32 +1292,25 @@ both_backends!(large_uploads_verify_every_byte, |b: Backend| async move {
         .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
         .collect();
     let d = Digest::of(&data);
-    let start = |reg: &TestRegistry| {
-        let client = reg.client.clone();
-        let url = reg.url("/v2/big/blobs/uploads/");
-        async move { client.post(url).send().await.unwrap() }
-    };
-
-    let loc = reg.location(&start(&reg).await);
     let wrong = Digest::of(b"not these bytes");
-    let r = reg
-        .client
-        .put(format!("{loc}?digest={wrong}"))
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap();
-    expect_error(r, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
-
-    let loc = reg.location(&start(&reg).await);
-    let r = reg
-        .client
-        .put(format!("{loc}?digest={d}"))
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    for (digest, status) in [(wrong, StatusCode::BAD_REQUEST), (d, StatusCode::CREATED)] {
+        let started = reg
+            .client
+            .post(reg.url("/v2/big/blobs/uploads/"))
+            .send()
+            .await;
+        let loc = reg.location(&started.unwrap());
+        let put = reg
+            .client
+            .put(format!("{loc}?digest={digest}"))
+            .body(data.clone());
+        let r = put.send().await.unwrap();
+        if digest == wrong {
+            expect_error(r, status, "DIGEST_INVALID").await;
+        } else {
+            assert_eq!(r.status(), status);
+        }
+    }
     let got = reg
         .get(&format!("/v2/big/blobs/{d}"))
         .await

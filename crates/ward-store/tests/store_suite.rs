@@ -193,25 +193,18 @@ both_backends!(
             }
         };
         let v1 = || Reference::Tag(tag("v1"));
+        let push_v1 = |config: Digest| {
+            let (other, r) = (other.clone(), r.clone());
+            async move {
+                let m = image_manifest(config, &[], "");
+                put(&other, &r, &m, &[tag("v1")], &()).await
+            }
+        };
         link(&store, &r, &[blob(1), blob(2)]).await;
-        let (d1, _) = put(
-            &other,
-            &r,
-            &image_manifest(blob(1), &[], ""),
-            &[tag("v1")],
-            &(),
-        )
-        .await;
+        let (d1, _) = push_v1(blob(1)).await;
         assert_eq!(resolve(v1()).await, Some(d1));
 
-        let (d2, outcome) = put(
-            &other,
-            &r,
-            &image_manifest(blob(2), &[], ""),
-            &[tag("v1")],
-            &(),
-        )
-        .await;
+        let (d2, outcome) = push_v1(blob(2)).await;
         assert!(matches!(outcome, PutManifestOutcome::Stored { .. }));
         assert_eq!(
             resolve(v1()).await,
@@ -221,14 +214,7 @@ both_backends!(
         assert_eq!(resolve(Reference::Digest(d2)).await, Some(d2));
 
         // A refused push changes nothing.
-        let (_, outcome) = put(
-            &other,
-            &r,
-            &image_manifest(blob(9), &[], ""),
-            &[tag("v1")],
-            &(),
-        )
-        .await;
+        let (_, outcome) = push_v1(blob(9)).await;
         assert!(matches!(outcome, PutManifestOutcome::MissingReferences(_)));
         assert_eq!(resolve(v1()).await, Some(d2));
 
