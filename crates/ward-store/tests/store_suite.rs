@@ -226,6 +226,58 @@ both_backends!(
     }
 );
 
+/// A change whose future is dropped part-way (a client gone, a timeout) may
+/// still commit: its statement is already on SQLite's writer thread. Here a
+/// second connection holds the write lock, so a tag deletion waits there; its
+/// future is dropped; the lock is released and the deletion lands. The tag
+/// must then be gone for the store's remembered resolutions too.
+#[tokio::test]
+async fn a_change_that_lands_after_its_future_is_dropped_leaves_nothing_stale() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let url = testing::sqlite_url(dir.path());
+    let store = testing::sqlite_store(dir.path()).await;
+    let r = repo("app");
+    let v1 = Reference::Tag(tag("v1"));
+    link(&store, &r, &[blob(1)]).await;
+    let (d1, _) = put(
+        &store,
+        &r,
+        &image_manifest(blob(1), &[], ""),
+        &[tag("v1")],
+        &(),
+    )
+    .await;
+    let remembered = store.resolve_manifest(&r, &v1).await.unwrap();
+    assert_eq!(remembered.map(|m| m.digest), Some(d1));
+
+    let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let untag = tag("v1");
+    let mut delete = Box::pin(store.delete_tag(&r, &untag));
+    for _ in 0..8 {
+        assert!(
+            futures::poll!(&mut delete).is_pending(),
+            "the write lock is held"
+        );
+        tokio::task::yield_now().await;
+    }
+    drop(delete);
+    // Still stored, while the abandoned deletion waits for the lock.
+    let meanwhile = store.resolve_manifest(&r, &v1).await.unwrap();
+    assert_eq!(meanwhile.map(|m| m.digest), Some(d1));
+    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
+    // Any later write waits for the abandoned one on the writer connection;
+    // this one touches no tag, so it drops no resolution itself.
+    store.link_blob(&r, &blob(2), 6).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(store.resolve_manifest(&r, &v1).await.unwrap(), None);
+    }
+}
+
 both_backends!(
     deleting_a_manifest_removes_its_tags,
     |store: MetaStore| async move {

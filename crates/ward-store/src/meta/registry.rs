@@ -8,7 +8,7 @@ use ward_core::Digest;
 use ward_core::manifest::{ParsedManifest, RefTarget};
 use ward_core::name::{Reference, RepositoryName, Tag};
 
-use super::resolutions::ResolutionCache;
+use super::resolutions::{ResolutionCache, ResolutionChange};
 use super::{
     MetaStore, StoreError, ensure_repository, insert_blob_and_link, now_ms, on_reader, on_writer,
     parse_digest, to_i64, to_u64,
@@ -247,8 +247,9 @@ impl MetaStore {
         m: NewManifest<'_>,
         protection: &dyn TagProtection,
     ) -> Result<PutManifestOutcome, StoreError> {
+        let change = ResolutionChange::begin(self);
         let outcome = self.put_manifest_uncached(m, protection).await;
-        self.forget_resolutions();
+        change.finish();
         outcome
     }
 
@@ -441,14 +442,6 @@ impl MetaStore {
         Ok(meta)
     }
 
-    /// Drops every remembered resolution; called after each change to tags or
-    /// manifests, whatever its outcome, before the change is reported.
-    fn forget_resolutions(&self) {
-        if let Some(cache) = &self.resolutions {
-            cache.invalidate();
-        }
-    }
-
     async fn resolve_manifest_uncached(
         &self,
         repository: &RepositoryName,
@@ -548,6 +541,7 @@ impl MetaStore {
         repository: &RepositoryName,
         digest: &Digest,
     ) -> Result<bool, StoreError> {
+        let change = ResolutionChange::begin(self);
         let done = on_writer!(self, |pool| {
             sqlx::query(
                 "DELETE FROM manifests WHERE digest = $2 AND repository_id = \
@@ -559,7 +553,7 @@ impl MetaStore {
             .await
             .map(|done| done.rows_affected())
         });
-        self.forget_resolutions();
+        change.finish();
         Ok(done? > 0)
     }
 
@@ -569,6 +563,7 @@ impl MetaStore {
         repository: &RepositoryName,
         tag: &Tag,
     ) -> Result<bool, StoreError> {
+        let change = ResolutionChange::begin(self);
         let done = on_writer!(self, |pool| {
             sqlx::query(
                 "DELETE FROM tags WHERE name = $2 AND repository_id = \
@@ -580,7 +575,7 @@ impl MetaStore {
             .await
             .map(|done| done.rows_affected())
         });
-        self.forget_resolutions();
+        change.finish();
         Ok(done? > 0)
     }
 

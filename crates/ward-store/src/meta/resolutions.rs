@@ -12,11 +12,16 @@
 //! the cache. Readers note the generation before they query and insert only if
 //! it has not moved; both sides take one lock for that, so a stale answer is
 //! either refused or removed. Hits take no lock.
+//!
+//! A change whose future is dropped half-way (a client gone, a timeout) may
+//! still commit afterwards: its statements are already queued on the writer
+//! connection's thread. Until that connection is known idle again the change
+//! is *unsettled*, and the cache neither answers nor remembers anything.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use super::ManifestMeta;
+use super::{Backend, ManifestMeta, MetaStore};
 
 /// What a reader must hand back to [`ResolutionCache::insert`].
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +31,8 @@ pub(crate) struct Generation(u64);
 pub(crate) struct ResolutionCache {
     entries: quick_cache::sync::Cache<String, ManifestMeta>,
     generation: AtomicU64,
+    /// Changes abandoned mid-way whose effect may still land.
+    unsettled: AtomicUsize,
     /// Serialises "check the generation, then insert" against "bump, then clear".
     writes: Mutex<()>,
 }
@@ -35,6 +42,7 @@ impl ResolutionCache {
         ResolutionCache {
             entries: quick_cache::sync::Cache::new(entries_max.max(1)),
             generation: AtomicU64::new(0),
+            unsettled: AtomicUsize::new(0),
             writes: Mutex::new(()),
         }
     }
@@ -45,6 +53,9 @@ impl ResolutionCache {
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<ManifestMeta> {
+        if self.unsettled.load(Ordering::Acquire) > 0 {
+            return None;
+        }
         self.entries.get(key)
     }
 
@@ -58,7 +69,9 @@ impl ResolutionCache {
         let Ok(_guard) = self.writes.lock() else {
             return;
         };
-        if self.generation.load(Ordering::Acquire) == seen.0 {
+        if self.generation.load(Ordering::Acquire) == seen.0
+            && self.unsettled.load(Ordering::Acquire) == 0
+        {
             self.entries.insert(key, meta);
         }
     }
@@ -74,6 +87,64 @@ impl ResolutionCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.entries.clear();
+    }
+
+    /// A change was dropped before it finished: stop answering until
+    /// [`ResolutionCache::settled`].
+    pub(crate) fn abandoned(&self) {
+        self.unsettled.fetch_add(1, Ordering::AcqRel);
+        self.invalidate();
+    }
+
+    /// The writer connection has finished whatever an abandoned change queued.
+    pub(crate) fn settled(&self) {
+        self.invalidate();
+        self.unsettled.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A change to tags or manifests in progress. [`ResolutionChange::finish`]
+/// drops the cache once the change is done; dropped unfinished, the change
+/// counts as abandoned until the writer connection is handed back (its pool
+/// pings it first, after whatever the change had queued), then settles.
+pub(crate) struct ResolutionChange<'a> {
+    store: &'a MetaStore,
+    finished: bool,
+}
+
+impl<'a> ResolutionChange<'a> {
+    pub(crate) fn begin(store: &'a MetaStore) -> Self {
+        ResolutionChange {
+            store,
+            finished: false,
+        }
+    }
+
+    pub(crate) fn finish(mut self) {
+        self.finished = true;
+        if let Some(cache) = &self.store.resolutions {
+            cache.invalidate();
+        }
+    }
+}
+
+impl Drop for ResolutionChange<'_> {
+    fn drop(&mut self) {
+        let (false, Some(cache), Backend::Sqlite { writer, .. }) =
+            (self.finished, &self.store.resolutions, &self.store.backend)
+        else {
+            return;
+        };
+        cache.abandoned();
+        let (cache, writer) = (cache.clone(), writer.clone());
+        // Without a runtime the cache stays unsettled: slower, never stale.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if writer.acquire().await.is_ok() {
+                    cache.settled();
+                }
+            });
+        }
     }
 }
 
@@ -105,5 +176,24 @@ mod tests {
         assert_eq!(cache.get(&key), Some(meta(b"new")));
         cache.invalidate();
         assert_eq!(cache.get(&key), None);
+    }
+
+    #[test]
+    fn nothing_is_answered_or_kept_while_an_abandoned_change_may_land() {
+        let cache = ResolutionCache::new(16);
+        let key = ResolutionCache::key("app", "v1");
+        cache.insert(cache.generation(), key.clone(), meta(b"old"));
+        cache.abandoned();
+        assert_eq!(cache.get(&key), None);
+        cache.insert(cache.generation(), key.clone(), meta(b"old"));
+        assert_eq!(cache.get(&key), None, "nothing is kept either");
+        cache.settled();
+        assert_eq!(
+            cache.get(&key),
+            None,
+            "what was read before settling is gone"
+        );
+        cache.insert(cache.generation(), key.clone(), meta(b"new"));
+        assert_eq!(cache.get(&key), Some(meta(b"new")));
     }
 }
