@@ -172,6 +172,8 @@ impl<S: AuditStore> Checkpointer<S> {
 
     async fn round(&mut self) -> Result<Option<StoredCheckpoint>, CheckpointerError> {
         self.catch_up().await?;
+        // Sign only what a power cut cannot take back.
+        self.store.sync().await.map_err(store_error)?;
         let size = self.frontier.size();
         if size == 0 || self.signed_size == Some(size) {
             return Ok(None);

@@ -1,14 +1,21 @@
 //! [`AuditLog`]: the front end the server records through, with group commit.
 //!
 //! Every [`AuditLog::record`] call sends its event into one bounded queue. A single
-//! writer task takes whatever is waiting (up to `batch_events_max`), appends it to the
-//! store in one transaction, and only then answers each caller. A caller therefore
-//! learns its event is durable before it answers its own client, and concurrent
-//! requests share one commit. If the store fails, every caller of that batch gets the
-//! error, so the server fails those requests rather than losing their records.
+//! writer task takes whatever is waiting (up to `batch_events_max`) and appends it to
+//! the store in one transaction ([`AuditStore::append_unsynced`]); a syncer task then
+//! makes the committed batches durable ([`AuditStore::sync`], one flush for every
+//! batch committed since the last) and only then answers each caller. The writer
+//! commits the next batch while the syncer flushes the last, so a request waits for
+//! about one commit and one flush rather than for a whole commit-and-flush in
+//! progress and then its own. A caller therefore learns its event is durable before
+//! it answers its own client, and concurrent requests share one commit. If the store
+//! fails, every caller of that batch gets the error, so the server fails those
+//! requests rather than losing their records. A failed flush fails its callers and
+//! every later one: after a failed `fsync` the kernel may have dropped what it could
+//! not write, so nothing after it can be promised durable (the server must restart).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -17,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::canonical::CanonicalError;
 use crate::event::{AuditEvent, EventLimits};
 use crate::hash::Hash;
-use crate::record::{ChainHead, EventBatch};
+use crate::record::{AuditRecord, ChainHead, EventBatch};
 use crate::store::AuditStore;
 
 /// Sizing of the log front end.
@@ -136,6 +143,7 @@ impl AuditLog {
             head: head_tx,
             counters: counters.clone(),
             batch_max: config.batch_events_max.max(1),
+            broken: Arc::default(),
         };
         let task = tokio::spawn(writer.run(rx));
         let log = AuditLog {
@@ -186,18 +194,46 @@ struct Writer<S> {
     head: watch::Sender<ChainHead>,
     counters: Arc<Counters>,
     batch_max: usize,
+    /// Set by the first failed flush; every later batch fails with it.
+    broken: Arc<OnceLock<AuditError>>,
 }
+
+/// A batch committed by the writer, waiting for the syncer's flush.
+struct Committed {
+    records: Vec<AuditRecord>,
+    replies: Vec<oneshot::Sender<Result<Receipt, AuditError>>>,
+}
+
+/// Committed batches that may wait for the syncer; the writer waits beyond that.
+const COMMITTED_BATCHES_MAX: usize = 64;
 
 impl<S: AuditStore> Writer<S> {
     async fn run(self, mut rx: mpsc::Receiver<Request>) {
+        let (committed_tx, committed_rx) = mpsc::channel(COMMITTED_BATCHES_MAX);
+        let syncer = Syncer {
+            store: self.store.clone(),
+            head: self.head.clone(),
+            counters: self.counters.clone(),
+            broken: self.broken.clone(),
+        };
+        let syncer = tokio::spawn(syncer.run(committed_rx));
         // Kept across batches: its capacity is reused rather than regrown.
         let mut pending = Vec::new();
         while rx.recv_many(&mut pending, self.batch_max).await > 0 {
-            self.commit(&mut pending).await;
+            let Some(committed) = self.commit(&mut pending).await else {
+                continue;
+            };
+            if let Err(lost) = committed_tx.send(committed).await {
+                // The syncer is gone (it panicked): nobody can flush this batch.
+                fail_all(&self.counters, lost.0.replies, AuditError::Closed);
+            }
         }
+        drop(committed_tx);
+        let _ = syncer.await;
     }
 
-    async fn commit(&self, requests: &mut Vec<Request>) {
+    /// Commits `requests` as one batch; `None` when its callers were already failed.
+    async fn commit(&self, requests: &mut Vec<Request>) -> Option<Committed> {
         let mut events = Vec::with_capacity(requests.len());
         let mut json = Vec::with_capacity(requests.len());
         let mut replies = Vec::with_capacity(requests.len());
@@ -206,51 +242,98 @@ impl<S: AuditStore> Writer<S> {
             json.push(r.json);
             replies.push(r.reply);
         }
+        if let Some(error) = self.broken.get() {
+            fail_all(&self.counters, replies, error.clone());
+            return None;
+        }
         let batch = EventBatch::encoded(events, json);
-        match self.store.append(&batch).await {
-            Ok(records) if records.len() == replies.len() => {
-                if let Some(last) = records.last() {
-                    self.head.send_replace(last.head_after());
-                }
-                self.counters.batches.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .recorded
-                    .fetch_add(records.len() as u64, Ordering::Relaxed);
-                for (record, reply) in records.iter().zip(replies) {
-                    // A caller that gave up still has its event stored; nothing to undo.
-                    let _ = reply.send(Ok(Receipt {
-                        seq: record.seq,
-                        hash: record.hash,
-                    }));
-                }
-            }
+        match self.store.append_unsynced(&batch).await {
+            Ok(records) if records.len() == replies.len() => Some(Committed { records, replies }),
             Ok(records) => {
                 let message = format!(
                     "store returned {} records for a batch of {}",
                     records.len(),
                     replies.len()
                 );
-                self.fail_all(replies, AuditError::Store(Arc::new(BrokenStore(message))));
+                let error = AuditError::Store(Arc::new(BrokenStore(message)));
+                fail_all(&self.counters, replies, error);
+                None
             }
-            Err(e) => self.fail_all(replies, AuditError::Store(Arc::new(e))),
+            Err(e) => {
+                fail_all(&self.counters, replies, AuditError::Store(Arc::new(e)));
+                None
+            }
+        }
+    }
+}
+
+/// Flushes what the writer committed and answers its callers.
+struct Syncer<S> {
+    store: Arc<S>,
+    head: watch::Sender<ChainHead>,
+    counters: Arc<Counters>,
+    broken: Arc<OnceLock<AuditError>>,
+}
+
+impl<S: AuditStore> Syncer<S> {
+    async fn run(self, mut rx: mpsc::Receiver<Committed>) {
+        let mut batches = Vec::new();
+        while rx.recv_many(&mut batches, COMMITTED_BATCHES_MAX).await > 0 {
+            // Every batch taken was committed before this flush starts.
+            let flushed = match self.broken.get() {
+                Some(error) => Err(error.clone()),
+                None => self.store.sync().await.map_err(|e| {
+                    let error = AuditError::Store(Arc::new(e));
+                    let _ = self.broken.set(error.clone());
+                    error
+                }),
+            };
+            match flushed {
+                Ok(()) => self.answer(&mut batches),
+                Err(error) => {
+                    for batch in batches.drain(..) {
+                        fail_all(&self.counters, batch.replies, error.clone());
+                    }
+                }
+            }
         }
     }
 
-    fn fail_all(
-        &self,
-        replies: Vec<oneshot::Sender<Result<Receipt, AuditError>>>,
-        error: AuditError,
-    ) {
-        self.counters.store_failures.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .failed
-            .fetch_add(replies.len() as u64, Ordering::Relaxed);
-        if let Ok(mut last) = self.counters.last_error.lock() {
-            *last = Some(error.to_string());
+    fn answer(&self, batches: &mut Vec<Committed>) {
+        for Committed { records, replies } in batches.drain(..) {
+            if let Some(last) = records.last() {
+                self.head.send_replace(last.head_after());
+            }
+            self.counters.batches.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .recorded
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            for (record, reply) in records.iter().zip(replies) {
+                // A caller that gave up still has its event stored; nothing to undo.
+                let _ = reply.send(Ok(Receipt {
+                    seq: record.seq,
+                    hash: record.hash,
+                }));
+            }
         }
-        for reply in replies {
-            let _ = reply.send(Err(error.clone()));
-        }
+    }
+}
+
+/// Fails every caller of one batch with `error`.
+fn fail_all(
+    counters: &Counters,
+    replies: Vec<oneshot::Sender<Result<Receipt, AuditError>>>,
+    error: AuditError,
+) {
+    counters.store_failures.fetch_add(1, Ordering::Relaxed);
+    counters
+        .failed
+        .fetch_add(replies.len() as u64, Ordering::Relaxed);
+    if let Ok(mut last) = counters.last_error.lock() {
+        *last = Some(error.to_string());
+    }
+    for reply in replies {
+        let _ = reply.send(Err(error.clone()));
     }
 }
 

@@ -198,6 +198,25 @@ pub trait AuditStore: Send + Sync + 'static {
         batch: &EventBatch,
     ) -> impl Future<Output = Result<Vec<AuditRecord>, Self::Error>> + Send;
 
+    /// [`append`](AuditStore::append), except that it may return once the batch is
+    /// committed and before it is durable: it is durable once a call of
+    /// [`sync`](AuditStore::sync) made after this one returns. A store whose commits
+    /// are durable keeps this default. The log's writer uses it so that one batch
+    /// commits while the batch before it is being flushed.
+    fn append_unsynced(
+        &self,
+        batch: &EventBatch,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, Self::Error>> + Send {
+        self.append(batch)
+    }
+
+    /// Makes every batch [`append_unsynced`](AuditStore::append_unsynced) returned
+    /// before this call durable. Anything that hands records beyond the store (a
+    /// sink's delivery, a signed checkpoint) calls it first.
+    fn sync(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        std::future::ready(Ok(()))
+    }
+
     /// The current head (from the head table).
     fn head(&self) -> impl Future<Output = Result<ChainHead, Self::Error>> + Send;
 

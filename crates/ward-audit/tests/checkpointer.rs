@@ -184,3 +184,31 @@ async fn records_deleted_after_the_last_checkpoint_stop_the_signing() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn only_flushed_records_are_signed() {
+    let store = MemoryStore::new();
+    store.append_unflushed(3).await;
+    let mut cp = Checkpointer::resume(store.clone(), signer()).await.unwrap();
+
+    store
+        .fail_syncs
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let error = cp
+        .checkpoint_now()
+        .await
+        .expect_err("an unflushed log is not signed");
+    assert!(error.to_string().contains("fsync failed"), "{error}");
+    assert!(store.state.lock().unwrap().checkpoints.is_empty());
+
+    store
+        .fail_syncs
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let signed = cp
+        .checkpoint_now()
+        .await
+        .unwrap()
+        .expect("a checkpoint of 3");
+    assert_eq!(signed.tree_size, 3);
+    assert_eq!(store.durable(), 3);
+}

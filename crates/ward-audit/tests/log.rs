@@ -138,6 +138,62 @@ async fn a_store_failure_fails_every_caller_of_the_batch_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn every_answer_waits_for_the_flush_that_makes_its_event_durable() {
+    let store = MemoryStore::new();
+    let (log, _writer) = AuditLog::start(store.clone(), config(8)).await.unwrap();
+    let callers: Vec<_> = (0..16)
+        .map(|task| {
+            let (log, store) = (log.clone(), store.clone());
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let receipt = log.record(event(task * 100 + i)).await.unwrap();
+                    let durable = store.durable() as u64;
+                    assert!(
+                        receipt.seq < durable,
+                        "seq {} answered with only {durable} records durable",
+                        receipt.seq
+                    );
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        within("a caller", caller).await.unwrap();
+    }
+    assert_eq!(store.durable(), 400);
+    assert_eq!(log.stats().head.unwrap().size, 400);
+}
+
+#[tokio::test]
+async fn a_failed_flush_fails_its_callers_and_every_later_one() {
+    let store = MemoryStore::new();
+    let (log, _writer) = AuditLog::start(store.clone(), config(8)).await.unwrap();
+    log.record(event(0)).await.unwrap();
+
+    store.fail_syncs.store(true, Ordering::SeqCst);
+    let error = log
+        .record(event(1))
+        .await
+        .expect_err("an unflushed event must fail");
+    assert!(error.to_string().contains("fsync failed"), "{error}");
+    // The kernel may have dropped what it failed to write while a later flush
+    // succeeds: nothing is promised durable again until the server restarts.
+    store.fail_syncs.store(false, Ordering::SeqCst);
+    let error = log
+        .record(event(2))
+        .await
+        .expect_err("the log stays failed");
+    assert!(error.to_string().contains("fsync failed"), "{error}");
+    assert_eq!(store.durable(), 1);
+    assert_eq!(
+        log.stats().head.unwrap().size,
+        1,
+        "the head moves only on a flush"
+    );
+    assert_eq!(log.stats().events_failed_total, 2);
+}
+
+#[tokio::test]
 async fn a_stopped_writer_is_an_error_not_a_silent_drop() {
     let store = MemoryStore::new();
     let (log, writer) = AuditLog::start(store.clone(), config(10)).await.unwrap();

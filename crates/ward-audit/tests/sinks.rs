@@ -554,6 +554,30 @@ async fn a_store_outage_delays_delivery_and_is_visible() {
 }
 
 #[tokio::test]
+async fn a_sink_delivers_only_what_is_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let store = MemoryStore::new();
+    store.append_unflushed(5).await;
+    store.fail_syncs.store(true, Ordering::SeqCst);
+    let sink = Sink::File(FileSink::new(path.clone(), 1 << 20, 2));
+    let (monitor, _task) = sink::spawn_sink(store.clone(), "archive", sink, quick(), None);
+    let failing = within(
+        "flush failures",
+        monitor.wait_until(|s| s.failures_total >= 2),
+    )
+    .await;
+    assert!(failing.last_error.unwrap().contains("fsync failed"));
+    let delivered = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(delivered, "", "nothing leaves before it is durable");
+
+    store.fail_syncs.store(false, Ordering::SeqCst);
+    caught_up(&monitor, 5).await;
+    assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 5);
+    assert_eq!(store.durable(), 5);
+}
+
+#[tokio::test]
 async fn events_missing_from_the_store_are_reported_not_waited_for() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");

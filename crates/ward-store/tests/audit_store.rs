@@ -596,28 +596,45 @@ both_backends!(the_whole_subsystem_runs_on_the_store, |db: Db| async move {
     assert_eq!(offline.root_hash, report.root_hash);
 });
 
+/// Two stores on one database append three events each in turn, with `append`
+/// or with `append_unsynced` and a `sync`, and must keep one chain.
+async fn take_turns(db: Db, unsynced: bool) {
+    // Each store remembers the head it last committed; after the other one
+    // appended, that memory is stale and must not fork the chain.
+    let stores = [db.store().await, db.store().await];
+    let mut expected = Vec::new();
+    for turn in 0..6 {
+        let store = &stores[turn % 2];
+        let events = batch((turn * 3..turn * 3 + 3).map(push).collect());
+        let stored = if unsynced {
+            let stored = store.append_unsynced(&events).await.unwrap();
+            store.sync().await.unwrap();
+            stored
+        } else {
+            store.append(&events).await.unwrap()
+        };
+        assert_eq!(stored[0].seq, expected.len() as u64, "turn {turn}");
+        expected.extend(stored);
+    }
+    assert_eq!(stores[0].read(0, 100).await.unwrap(), expected);
+    assert_eq!(
+        stores[0].head().await.unwrap(),
+        expected.last().unwrap().head_after()
+    );
+    let report = verify::verify_store(&*stores[1], &[], None, VerifyLimits::default())
+        .await
+        .unwrap();
+    assert_eq!((report.first_problem, report.events), (None, 18));
+}
+
 both_backends!(
     stores_taking_turns_on_one_database_keep_one_chain,
-    |db: Db| async move {
-        // Each store remembers the head it last committed; after the other one
-        // appended, that memory is stale and must not fork the chain.
-        let stores = [db.store().await, db.store().await];
-        let mut expected = Vec::new();
-        for turn in 0..6 {
-            let store = &stores[turn % 2];
-            let events: Vec<AuditEvent> = (turn * 3..turn * 3 + 3).map(push).collect();
-            let stored = store.append(&batch(events)).await.unwrap();
-            assert_eq!(stored[0].seq, expected.len() as u64, "turn {turn}");
-            expected.extend(stored);
-        }
-        assert_eq!(stores[0].read(0, 100).await.unwrap(), expected);
-        let report = verify::verify_store(&*stores[1], &[], None, VerifyLimits::default())
-            .await
-            .unwrap();
-        assert_eq!(report.first_problem, None);
-        assert_eq!(report.events, 18);
-    }
+    |db: Db| take_turns(db, false)
 );
+
+both_backends!(unsynced_appends_taking_turns_keep_one_chain, |db: Db| {
+    take_turns(db, true)
+});
 
 both_backends!(
     an_abandoned_append_leaves_no_open_transaction,

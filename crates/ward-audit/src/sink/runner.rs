@@ -204,6 +204,10 @@ impl<S: AuditStore> Runner<S> {
                 continue;
             };
             let next = last.seq + 1;
+            // What leaves the store must be durable: a sink never delivers an event
+            // that a power cut could take back and a later event reuse the seq of.
+            self.with_retry(|store, _| async move { store.sync().await })
+                .await;
             self.refresh_head(cursor).await;
             self.note_gap(cursor, &records);
             let envelopes = self.feed.envelopes(&records);

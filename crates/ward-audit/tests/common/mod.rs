@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 use ward_audit::store::{AuditStore, EventFilter, StoredCheckpoint};
-use ward_audit::{AuditRecord, ChainHead, EventBatch};
+use ward_audit::{AuditEvent, AuditRecord, ChainHead, EventBatch, EventType};
 
 #[derive(Debug, thiserror::Error)]
 #[error("memory store: {0}")]
@@ -24,6 +24,9 @@ pub struct State {
     pub cursors: HashMap<String, u64>,
     /// Sizes of the batches appended, in order.
     pub batch_sizes: Vec<usize>,
+    /// Records a power cut would keep: `append` and `sync` move it to the end,
+    /// `append_unsynced` does not.
+    pub durable: usize,
 }
 
 pub struct MemoryStore {
@@ -32,6 +35,8 @@ pub struct MemoryStore {
     pub fail_appends: AtomicBool,
     /// When set, reads fail.
     pub fail_reads: AtomicBool,
+    /// When set, syncs fail (and make nothing durable).
+    pub fail_syncs: AtomicBool,
     /// Appends wait for a permit here when gating is on.
     gate: Semaphore,
     gated: AtomicBool,
@@ -48,9 +53,11 @@ impl MemoryStore {
                 checkpoints: BTreeMap::new(),
                 cursors: HashMap::new(),
                 batch_sizes: Vec::new(),
+                durable: 0,
             }),
             fail_appends: AtomicBool::new(false),
             fail_reads: AtomicBool::new(false),
+            fail_syncs: AtomicBool::new(false),
             gate: Semaphore::new(0),
             gated: AtomicBool::new(false),
             entered: Notify::new(),
@@ -77,6 +84,22 @@ impl MemoryStore {
         self.state.lock().unwrap().records.clone()
     }
 
+    /// Appends `n` pull events without making them durable, as a store whose
+    /// commit did not flush yet.
+    pub async fn append_unflushed(&self, n: usize) {
+        let events = (0..n)
+            .map(|i| AuditEvent::new(EventType::Pull).user(format!("u{i}")))
+            .collect();
+        self.append_unsynced(&EventBatch::new(events).unwrap())
+            .await
+            .unwrap();
+    }
+
+    /// How many records a power cut would keep.
+    pub fn durable(&self) -> usize {
+        self.state.lock().unwrap().durable
+    }
+
     pub fn batch_sizes(&self) -> Vec<usize> {
         self.state.lock().unwrap().batch_sizes.clone()
     }
@@ -98,6 +121,22 @@ impl AuditStore for MemoryStore {
     type Error = MemoryError;
 
     async fn append(&self, batch: &EventBatch) -> Result<Vec<AuditRecord>, MemoryError> {
+        let records = self.append_unsynced(batch).await?;
+        let mut state = self.state.lock().unwrap();
+        state.durable = state.records.len();
+        Ok(records)
+    }
+
+    async fn sync(&self) -> Result<(), MemoryError> {
+        if self.fail_syncs.load(Ordering::SeqCst) {
+            return Err(MemoryError("fsync failed".into()));
+        }
+        let mut state = self.state.lock().unwrap();
+        state.durable = state.records.len();
+        Ok(())
+    }
+
+    async fn append_unsynced(&self, batch: &EventBatch) -> Result<Vec<AuditRecord>, MemoryError> {
         if self.gated.load(Ordering::SeqCst) {
             self.entered.notify_one();
             self.gate.acquire().await.unwrap().forget();

@@ -55,7 +55,8 @@
 //! cache the checkpointer can rebuild: one that does not fit its size is dropped with
 //! a warning rather than hiding the note from the verifier.
 
-use std::sync::{Mutex, PoisonError};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::Connection as _;
 use sqlx::pool::PoolConnection;
@@ -116,12 +117,43 @@ fn sqlite_events_insert(rows: usize) -> String {
 
 /// The whole of a remembered-head append of `rows` events as one command:
 /// `BEGIN IMMEDIATE`, the inserts (`10 * rows` parameters), the head update
-/// (two more: size and hash) and `COMMIT`.
-fn sqlite_batch_append(rows: usize) -> String {
-    let mut sql = String::from("BEGIN IMMEDIATE; ");
+/// (two more: size and hash) and `COMMIT`. With [`Flush::Later`] the command
+/// is wrapped in `PRAGMA synchronous = NORMAL` … `FULL`, so that this commit,
+/// and no other on the writer connection, leaves its flush to [`flush_wal`].
+fn sqlite_batch_append(rows: usize, flush: Flush) -> String {
+    let mut sql = String::new();
+    if flush == Flush::Later {
+        sql.push_str("PRAGMA synchronous = NORMAL; ");
+    }
+    sql.push_str("BEGIN IMMEDIATE; ");
     push_sqlite_events_insert(&mut sql, rows);
     sql.push_str("; UPDATE audit_head SET size = ?, head_hash = ? WHERE id = 1; COMMIT");
+    if flush == Flush::Later {
+        sql.push_str("; PRAGMA synchronous = FULL");
+    }
     sql
+}
+
+/// Makes every commit made before this call durable by flushing the write-ahead
+/// log, on a blocking thread.
+///
+/// The file is opened afresh each time: SQLite deletes the log when its last
+/// connection closes and creates a new one later. A log that is missing or new
+/// is still right to flush: SQLite removes or restarts a log only after
+/// copying every frame of it into the database and syncing the database, so a
+/// commit that is no longer in the file is already on disk.
+async fn flush_wal(wal: Arc<PathBuf>) -> Result<(), StoreError> {
+    let flushed = tokio::task::spawn_blocking(move || match std::fs::File::open(&*wal) {
+        Ok(file) => file.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    })
+    .await;
+    match flushed {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(StoreError::Flush(e)),
+        Err(e) => Err(StoreError::Flush(std::io::Error::other(e))),
+    }
 }
 /// Rows leave `UNNEST` in array order; `ORDER BY seq` makes the order the chain
 /// trigger checks explicit.
@@ -172,8 +204,29 @@ impl AuditStore for MetaStore {
             return Ok(Vec::new());
         }
         match &self.backend {
-            Backend::Sqlite { writer, append, .. } => append_sqlite(writer, append, batch).await,
+            Backend::Sqlite { writer, append, .. } => {
+                append_sqlite(writer, append, batch, Flush::AtCommit).await
+            }
             Backend::Postgres(pool) => append_postgres(pool, batch).await,
+        }
+    }
+
+    async fn append_unsynced(&self, batch: &EventBatch) -> Result<Vec<AuditRecord>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite { writer, append, .. } if append.wal.is_some() && !batch.is_empty() => {
+                append_sqlite(writer, append, batch, Flush::Later).await
+            }
+            _ => self.append(batch).await,
+        }
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite { append, .. } => match &append.wal {
+                Some(wal) => flush_wal(wal.clone()).await,
+                None => Ok(()),
+            },
+            Backend::Postgres(_) => Ok(()),
         }
     }
 
@@ -328,13 +381,25 @@ fn is_postgres(store: &MetaStore) -> bool {
 }
 
 /// What the SQLite appender keeps between batches: the head after this process's
-/// last committed batch; `None` until the first append and after a failed one.
+/// last committed batch (`None` until the first append and after a failed one),
+/// and the write-ahead log to flush when commits do not flush it themselves.
 #[derive(Debug, Default)]
 pub(super) struct SqliteAppendState {
     head: Mutex<Option<ChainHead>>,
+    /// `Some` when the database is a file whose commits are configured to be
+    /// durable (`synchronous = FULL`): then [`AuditStore::append_unsynced`] commits
+    /// with `synchronous = NORMAL` and [`AuditStore::sync`] flushes this file.
+    wal: Option<Arc<PathBuf>>,
 }
 
 impl SqliteAppendState {
+    pub(super) fn new(wal: Option<PathBuf>) -> SqliteAppendState {
+        SqliteAppendState {
+            head: Mutex::default(),
+            wal: wal.map(Arc::new),
+        }
+    }
+
     fn take(&self) -> Option<ChainHead> {
         self.head
             .lock()
@@ -347,22 +412,34 @@ impl SqliteAppendState {
     }
 }
 
+/// When a SQLite append's commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    /// In the commit, as the connection is configured.
+    AtCommit,
+    /// At the next [`flush_wal`]: the commit runs with `synchronous = NORMAL`.
+    Later,
+}
+
 /// SQLite: one command per batch after the remembered head, or, when there is
-/// none or it was stale, the locked way.
+/// none or it was stale, the locked way (which always flushes at its commit).
 async fn append_sqlite(
     pool: &SqlitePool,
     state: &SqliteAppendState,
     batch: &EventBatch,
+    flush: Flush,
 ) -> Result<Vec<AuditRecord>, StoreError> {
     let mut conn = pool.acquire().await?;
     if let Some(head) = state.take() {
-        match append_sqlite_after(&mut conn, batch, &head).await {
+        match append_sqlite_after(&mut conn, batch, &head, flush).await {
             Ok((records, after)) => {
                 state.remember(after);
                 return Ok(records);
             }
             // Stale head (another process appended) or a real failure: the locked
             // way reads the head under the write lock and fails again if it was real.
+            // A failed command also closes the connection once it is returned
+            // (`CloseIfAbandoned`), so one left at `synchronous = NORMAL` is not reused.
             Err(_) => rollback_sqlite(&mut conn).await,
         }
     }
@@ -376,6 +453,7 @@ async fn append_sqlite_after(
     conn: &mut PoolConnection<Sqlite>,
     batch: &EventBatch,
     head: &ChainHead,
+    flush: Flush,
 ) -> Result<(Vec<AuditRecord>, ChainHead), StoreError> {
     let linked = batch.link(head);
     let rows = linked
@@ -384,7 +462,7 @@ async fn append_sqlite_after(
         .map(EventRow::of)
         .collect::<Result<Vec<_>, _>>()?;
     let after = linked.head_after;
-    let sql = sqlite_batch_append(rows.len());
+    let sql = sqlite_batch_append(rows.len(), flush);
     let mut query =
         sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(rows.len() <= SQLITE_PREPARED_BATCH_MAX);
     for row in rows {
@@ -402,10 +480,12 @@ async fn append_sqlite_after(
     Ok((linked.events.into_iter().map(|e| e.record).collect(), after))
 }
 
-/// Closes the writer connection if dropped while its command runs. A command
-/// abandoned between `BEGIN` and `COMMIT` (its future dropped) would leave the
-/// transaction open, and the connection's next user would write inside it;
-/// closing the connection rolls the transaction back, and the pool opens a new one.
+/// Closes the writer connection if dropped while its command runs or after it
+/// failed. A command abandoned between `BEGIN` and `COMMIT` (its future dropped)
+/// would leave the transaction open, and the connection's next user would write
+/// inside it; one that failed may have left `synchronous = NORMAL` behind
+/// ([`Flush::Later`]). Closing the connection rolls the transaction back, and the
+/// pool opens a new one with the configured settings.
 struct CloseIfAbandoned<'c> {
     conn: &'c mut PoolConnection<Sqlite>,
     running: bool,
@@ -723,5 +803,78 @@ impl FilterQuery {
     fn condition(&mut self, column: &str, op: &str, cast: &str, param: Param) {
         let placeholder = self.placeholder(param);
         self.sql += &format!(" AND {column} {op} {placeholder}{cast}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use ward_audit::{AuditEvent, EventType};
+
+    fn batch(users: std::ops::Range<usize>) -> EventBatch {
+        EventBatch::new(
+            users
+                .map(|i| AuditEvent::new(EventType::Pull).user(format!("u{i}")))
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (2 is `FULL`).
+    async fn writer_synchronous(store: &MetaStore) -> i64 {
+        let Backend::Sqlite { writer, .. } = &store.backend else {
+            unreachable!("a SQLite store")
+        };
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(writer)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_unsynced_audit_commits_skip_the_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::testing::sqlite_store(dir.path()).await;
+        let Backend::Sqlite { append, .. } = &store.backend else {
+            unreachable!("a SQLite store")
+        };
+        let wal = append.wal.clone().unwrap();
+        assert!(wal.ends_with("ward.db-wal"), "{}", wal.display());
+        assert_eq!(writer_synchronous(&store).await, 2);
+
+        // The first append goes the locked way, the second after the remembered head.
+        store.append_unsynced(&batch(0..2)).await.unwrap();
+        store.append_unsynced(&batch(2..5)).await.unwrap();
+        assert!(
+            sqlite_batch_append(3, Flush::Later).starts_with("PRAGMA synchronous = NORMAL"),
+            "the remembered-head command leaves its flush for later"
+        );
+        assert_eq!(
+            writer_synchronous(&store).await,
+            2,
+            "every other write on the connection still flushes at its commit"
+        );
+        assert!(wal.exists());
+        store.sync().await.unwrap();
+
+        // A stale remembered head: the command fails after `NORMAL`, and the
+        // locked way that follows must leave the connection at `FULL`.
+        let other = crate::testing::sqlite_store(dir.path()).await;
+        other.append(&batch(5..6)).await.unwrap();
+        let records = store.append_unsynced(&batch(6..8)).await.unwrap();
+        assert_eq!(records[0].seq, 6);
+        assert_eq!(writer_synchronous(&store).await, 2);
+        store.sync().await.unwrap();
+        assert_eq!(other.read(0, 100).await.unwrap().len(), 8);
+    }
+
+    #[tokio::test]
+    async fn a_missing_log_has_nothing_left_to_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        flush_wal(Arc::new(dir.path().join("gone.db-wal")))
+            .await
+            .unwrap();
     }
 }

@@ -47,6 +47,9 @@ pub enum StoreError {
     /// A stored value could not be decoded; the database was edited by hand or is corrupt.
     #[error("stored metadata is corrupt: {0}")]
     Corrupt(String),
+    /// Flushing SQLite's write-ahead log to disk failed; what it held may be lost.
+    #[error("flushing the metadata database's write-ahead log failed: {0}")]
+    Flush(std::io::Error),
     /// The database URL names no supported backend.
     #[error("unsupported database URL {0:?}: use sqlite://<path> or postgres://...")]
     UnsupportedUrl(String),
@@ -235,6 +238,20 @@ impl MetaStore {
             .test_before_acquire(false)
             .connect_with(connect.read_only(true))
             .await?;
+        // Audit appends leave their flush to one shared flush of the log
+        // (`audit::flush_wal`), which only means something if commits are
+        // otherwise durable and there is a file. SQLite names the log after the
+        // database with symbolic links resolved; the file exists by now.
+        let wal = match Self::sqlite_file(url)? {
+            Some(file) if options.sqlite_sync_every_commit => {
+                let mut wal = std::fs::canonicalize(&file)
+                    .unwrap_or(file)
+                    .into_os_string();
+                wal.push("-wal");
+                Some(std::path::PathBuf::from(wal))
+            }
+            _ => None,
+        };
         let resolutions = (options.resolution_cache_entries > 0).then(|| {
             Arc::new(resolutions::ResolutionCache::new(
                 options.resolution_cache_entries,
@@ -244,7 +261,7 @@ impl MetaStore {
             backend: Backend::Sqlite {
                 reader,
                 writer,
-                append: Arc::default(),
+                append: Arc::new(audit::SqliteAppendState::new(wal)),
             },
             resolutions,
         })
