@@ -89,6 +89,8 @@ pub struct LogStats {
     pub last_error: Option<String>,
     /// The head after the last commit.
     pub head: Option<ChainHead>,
+    /// Why the log records nothing more: set by a failed flush, until a restart.
+    pub broken: Option<String>,
 }
 
 #[derive(Default)]
@@ -115,6 +117,7 @@ pub struct AuditLog {
     head: watch::Receiver<ChainHead>,
     limits: EventLimits,
     counters: Arc<Counters>,
+    broken: Arc<OnceLock<AuditError>>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -138,12 +141,13 @@ impl AuditLog {
         let (tx, rx) = mpsc::channel(config.queue_events_max.max(1));
         let (head_tx, head_rx) = watch::channel(head);
         let counters = Arc::new(Counters::default());
+        let broken = Arc::new(OnceLock::new());
         let writer = Writer {
             store,
             head: head_tx,
             counters: counters.clone(),
             batch_max: config.batch_events_max.max(1),
-            broken: Arc::default(),
+            broken: broken.clone(),
         };
         let task = tokio::spawn(writer.run(rx));
         let log = AuditLog {
@@ -151,6 +155,7 @@ impl AuditLog {
             head: head_rx,
             limits: config.limits,
             counters,
+            broken,
         };
         Ok((log, task))
     }
@@ -185,6 +190,7 @@ impl AuditLog {
             queued_events: (self.tx.max_capacity() - self.tx.capacity()) as u64,
             last_error: c.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
             head: Some(*self.head.borrow()),
+            broken: self.broken.get().map(ToString::to_string),
         }
     }
 }

@@ -190,7 +190,9 @@ async fn a_failed_flush_fails_its_callers_and_every_later_one() {
         1,
         "the head moves only on a flush"
     );
-    assert_eq!(log.stats().events_failed_total, 2);
+    let stats = log.stats();
+    assert_eq!(stats.events_failed_total, 2);
+    assert!(stats.broken.unwrap().contains("fsync failed"));
 }
 
 #[tokio::test]

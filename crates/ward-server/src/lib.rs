@@ -277,6 +277,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
     match state.meta.ping().await {
         Ok(()) => {
             let audit = state.audit.status();
+            if let Some(reason) = audit
+                .log
+                .broken
+                .as_deref()
+                .filter(|_| state.config.audit.enabled)
+            {
+                // Every request that must be recorded would fail: take this
+                // server out of rotation until it is restarted.
+                tracing::error!(reason, "not ready: the audit log records nothing more");
+                let body = format!("audit log cannot record, restart the server: {reason}\n");
+                return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+            }
             let sinks: Vec<serde_json::Value> = audit
                 .sinks
                 .iter()

@@ -151,6 +151,8 @@ pub struct AuditMetrics {
     pub write_failures: Gauge,
     /// Events waiting for the writer.
     pub queued_events: Gauge,
+    /// 1 once a failed flush stopped the log (every audited request fails).
+    pub broken: Gauge,
     /// Events covered by the latest signed checkpoint.
     pub checkpoint_tree_size: Gauge,
     /// Failed checkpoint rounds.
@@ -211,6 +213,11 @@ impl AuditMetrics {
                 &self.queued_events,
             ),
             (
+                "audit_broken",
+                "1 once a failed flush stopped the audit log; restart the server",
+                &self.broken,
+            ),
+            (
                 "audit_checkpoint_tree_size",
                 "Events covered by the latest signed checkpoint",
                 &self.checkpoint_tree_size,
@@ -234,6 +241,7 @@ impl AuditMetrics {
         self.batches.set(n(status.log.batches_total));
         self.write_failures.set(n(status.log.store_failures_total));
         self.queued_events.set(n(status.log.queued_events));
+        self.broken.set(i64::from(status.log.broken.is_some()));
         self.checkpoint_tree_size
             .set(n(status.checkpoints.tree_size));
         self.checkpoint_failures

@@ -263,3 +263,35 @@ async fn one_server_per_sqlite_database() {
     running.stop().await;
     reg.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_audit_flush_fails_what_must_be_recorded_and_readiness() {
+    let reg = TestRegistry::start(Backend::Sqlite).await;
+    reg.push_image("app", "v1", b"layer").await;
+    let manifest = "/v2/app/manifests/v1";
+    assert_eq!(reg.get(manifest).await.status(), StatusCode::OK);
+
+    // The write-ahead log's name now loops: SQLite keeps writing through the
+    // file it has open, but the audit flush cannot open it, as after a disk error.
+    let wal = reg.dir.path().join("ward.db-wal");
+    assert!(wal.exists(), "the database is in WAL mode");
+    std::fs::remove_file(&wal).unwrap();
+    std::os::unix::fs::symlink("ward.db-wal", &wal).unwrap();
+
+    let refused = reg.get(manifest).await;
+    assert_eq!(refused.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let ready = reg.get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let reason = ready.text().await.unwrap();
+    assert!(reason.contains("audit log cannot record"), "{reason}");
+    let metrics = reg.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("ward_audit_broken 1"), "{metrics}");
+
+    // A flush that works again does not make the lost one durable: still refused.
+    std::fs::remove_file(&wal).unwrap();
+    assert_eq!(
+        reg.get(manifest).await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    reg.stop().await;
+}

@@ -871,10 +871,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_missing_log_has_nothing_left_to_flush() {
+    async fn a_missing_log_has_nothing_left_to_flush_but_other_failures_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         flush_wal(Arc::new(dir.path().join("gone.db-wal")))
             .await
             .unwrap();
+
+        let file = dir.path().join("not-a-folder");
+        std::fs::write(&file, b"").unwrap();
+        let error = flush_wal(Arc::new(file.join("ward.db-wal")))
+            .await
+            .expect_err("a log that cannot be opened is not flushed");
+        assert!(matches!(error, StoreError::Flush(_)), "{error}");
+        assert!(error.to_string().contains("write-ahead log"), "{error}");
     }
 }
