@@ -33,7 +33,8 @@ use crate::store::AuditStore;
 pub struct LogConfig {
     /// Events that may wait for the writer; further callers wait for room.
     pub queue_events_max: usize,
-    /// Most events appended in one transaction.
+    /// Most events appended in one transaction (the store may ask for fewer:
+    /// [`AuditStore::batch_events_max`]).
     pub batch_events_max: usize,
     /// Field size limits applied before recording.
     pub limits: EventLimits,
@@ -142,11 +143,14 @@ impl AuditLog {
         let (head_tx, head_rx) = watch::channel(head);
         let counters = Arc::new(Counters::default());
         let broken = Arc::new(OnceLock::new());
+        let batch_max = store
+            .batch_events_max()
+            .map_or(config.batch_events_max, |m| m.min(config.batch_events_max));
         let writer = Writer {
             store,
             head: head_tx,
             counters: counters.clone(),
-            batch_max: config.batch_events_max.max(1),
+            batch_max: batch_max.max(1),
             broken: broken.clone(),
         };
         let task = tokio::spawn(writer.run(rx));

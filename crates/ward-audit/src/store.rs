@@ -210,6 +210,14 @@ pub trait AuditStore: Send + Sync + 'static {
         self.append(batch)
     }
 
+    /// The largest batch this store appends without extra cost per batch, if it
+    /// has one; the log's writer takes no more than this per commit. (SQLite
+    /// keeps a prepared statement per batch size up to a limit and parses larger
+    /// ones afresh every time.)
+    fn batch_events_max(&self) -> Option<usize> {
+        None
+    }
+
     /// Makes every batch [`append_unsynced`](AuditStore::append_unsynced) returned
     /// before this call durable. Anything that hands records beyond the store (a
     /// sink's delivery, a signed checkpoint) calls it first.

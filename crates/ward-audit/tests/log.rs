@@ -79,8 +79,20 @@ async fn concurrent_records_share_one_commit_and_answer_only_after_it() {
 #[tokio::test]
 async fn batches_are_capped_at_batch_events_max() {
     let store = MemoryStore::new();
+    assert_eq!(capped_batches(store, config(4)).await, vec![1, 4, 4, 2]);
+}
+
+#[tokio::test]
+async fn batches_are_capped_where_the_store_asks() {
+    let store = MemoryStore::new();
+    store.batch_hint.store(4, Ordering::SeqCst);
+    assert_eq!(capped_batches(store, config(100)).await, vec![1, 4, 4, 2]);
+}
+
+/// The batch sizes of one event recorded alone and ten queued behind it.
+async fn capped_batches(store: Arc<MemoryStore>, config: LogConfig) -> Vec<usize> {
     store.close_gate();
-    let (log, _writer) = AuditLog::start(store.clone(), config(4)).await.unwrap();
+    let (log, _writer) = AuditLog::start(store.clone(), config).await.unwrap();
     let first = tokio::spawn({
         let log = log.clone();
         async move { log.record(event(0)).await }
@@ -98,7 +110,7 @@ async fn batches_are_capped_at_batch_events_max() {
     for handle in rest {
         within("a record", handle).await.unwrap().unwrap();
     }
-    assert_eq!(store.batch_sizes(), vec![1, 4, 4, 2]);
+    store.batch_sizes()
 }
 
 #[tokio::test]

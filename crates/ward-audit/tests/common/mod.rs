@@ -5,7 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +37,8 @@ pub struct MemoryStore {
     pub fail_reads: AtomicBool,
     /// When set, syncs fail (and make nothing durable).
     pub fail_syncs: AtomicBool,
+    /// The largest batch the store asks for; 0 for no limit.
+    pub batch_hint: AtomicUsize,
     /// Appends wait for a permit here when gating is on.
     gate: Semaphore,
     gated: AtomicBool,
@@ -58,6 +60,7 @@ impl MemoryStore {
             fail_appends: AtomicBool::new(false),
             fail_reads: AtomicBool::new(false),
             fail_syncs: AtomicBool::new(false),
+            batch_hint: AtomicUsize::new(0),
             gate: Semaphore::new(0),
             gated: AtomicBool::new(false),
             entered: Notify::new(),
@@ -125,6 +128,10 @@ impl AuditStore for MemoryStore {
         let mut state = self.state.lock().unwrap();
         state.durable = state.records.len();
         Ok(records)
+    }
+
+    fn batch_events_max(&self) -> Option<usize> {
+        Some(self.batch_hint.load(Ordering::SeqCst)).filter(|&n| n > 0)
     }
 
     async fn sync(&self) -> Result<(), MemoryError> {

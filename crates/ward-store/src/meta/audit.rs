@@ -220,6 +220,15 @@ impl AuditStore for MetaStore {
         }
     }
 
+    fn batch_events_max(&self) -> Option<usize> {
+        match self.backend {
+            // Beyond this, every batch would be parsed and planned afresh.
+            Backend::Sqlite { .. } => Some(SQLITE_PREPARED_BATCH_MAX),
+            // One statement text whatever the size (`UNNEST` of arrays).
+            Backend::Postgres(_) => None,
+        }
+    }
+
     async fn sync(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite { append, .. } => match &append.wal {
