@@ -88,7 +88,7 @@ pub struct LogStats {
     pub queued_events: u64,
     /// The last store error.
     pub last_error: Option<String>,
-    /// The head after the last commit.
+    /// The head after the last batch made durable.
     pub head: Option<ChainHead>,
     /// Why the log records nothing more: set by a failed flush, until a restart.
     pub broken: Option<String>,
