@@ -146,14 +146,21 @@ impl AuditLog {
         let batch_max = store
             .batch_events_max()
             .map_or(config.batch_events_max, |m| m.min(config.batch_events_max));
+        let (committed_tx, committed_rx) = mpsc::channel(COMMITTED_BATCHES_MAX);
+        let syncer = Syncer {
+            store: store.clone(),
+            head: head_tx,
+            counters: counters.clone(),
+            broken: broken.clone(),
+        };
+        let syncer = tokio::spawn(syncer.run(committed_rx));
         let writer = Writer {
             store,
-            head: head_tx,
             counters: counters.clone(),
             batch_max: batch_max.max(1),
             broken: broken.clone(),
         };
-        let task = tokio::spawn(writer.run(rx));
+        let task = tokio::spawn(writer.run(rx, committed_tx, syncer));
         let log = AuditLog {
             tx,
             head: head_rx,
@@ -201,7 +208,6 @@ impl AuditLog {
 
 struct Writer<S> {
     store: Arc<S>,
-    head: watch::Sender<ChainHead>,
     counters: Arc<Counters>,
     batch_max: usize,
     /// Set by the first failed flush; every later batch fails with it.
@@ -218,15 +224,14 @@ struct Committed {
 const COMMITTED_BATCHES_MAX: usize = 64;
 
 impl<S: AuditStore> Writer<S> {
-    async fn run(self, mut rx: mpsc::Receiver<Request>) {
-        let (committed_tx, committed_rx) = mpsc::channel(COMMITTED_BATCHES_MAX);
-        let syncer = Syncer {
-            store: self.store.clone(),
-            head: self.head.clone(),
-            counters: self.counters.clone(),
-            broken: self.broken.clone(),
-        };
-        let syncer = tokio::spawn(syncer.run(committed_rx));
+    /// Commits until the last [`AuditLog`] is dropped, then waits for the
+    /// syncer to answer what it was handed.
+    async fn run(
+        self,
+        mut rx: mpsc::Receiver<Request>,
+        committed_tx: mpsc::Sender<Committed>,
+        syncer: JoinHandle<()>,
+    ) {
         // Kept across batches: its capacity is reused rather than regrown.
         let mut pending = Vec::new();
         while rx.recv_many(&mut pending, self.batch_max).await > 0 {
@@ -310,10 +315,9 @@ impl<S: AuditStore> Syncer<S> {
     }
 
     fn answer(&self, batches: &mut Vec<Committed>) {
+        let mut head = None;
         for Committed { records, replies } in batches.drain(..) {
-            if let Some(last) = records.last() {
-                self.head.send_replace(last.head_after());
-            }
+            head = records.last().map(AuditRecord::head_after).or(head);
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             self.counters
                 .recorded
@@ -325,6 +329,10 @@ impl<S: AuditStore> Syncer<S> {
                     hash: record.hash,
                 }));
             }
+        }
+        // One wake-up for the sinks per flush, however many batches it covered.
+        if let Some(head) = head {
+            self.head.send_replace(head);
         }
     }
 }

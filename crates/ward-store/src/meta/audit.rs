@@ -155,6 +155,7 @@ async fn flush_wal(wal: Arc<PathBuf>) -> Result<(), StoreError> {
         Err(e) => Err(StoreError::Flush(std::io::Error::other(e))),
     }
 }
+
 /// Rows leave `UNNEST` in array order; `ORDER BY seq` makes the order the chain
 /// trigger checks explicit.
 const EVENTS_INSERT_POSTGRES: &str = "INSERT INTO audit_events \
@@ -392,7 +393,7 @@ fn is_postgres(store: &MetaStore) -> bool {
 /// What the SQLite appender keeps between batches: the head after this process's
 /// last committed batch (`None` until the first append and after a failed one),
 /// and the write-ahead log to flush when commits do not flush it themselves.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct SqliteAppendState {
     head: Mutex<Option<ChainHead>>,
     /// `Some` when the database is a file whose commits are configured to be
@@ -431,7 +432,9 @@ enum Flush {
 }
 
 /// SQLite: one command per batch after the remembered head, or, when there is
-/// none or it was stale, the locked way (which always flushes at its commit).
+/// none or it was stale, the locked way. The locked way flushes at its commit
+/// unless the failed command before it left `synchronous = NORMAL`, which only
+/// happens with [`Flush::Later`], whose caller flushes afterwards anyway.
 async fn append_sqlite(
     pool: &SqlitePool,
     state: &SqliteAppendState,

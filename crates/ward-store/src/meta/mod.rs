@@ -205,12 +205,7 @@ impl MetaStore {
         if !url.starts_with("sqlite:") {
             return Ok(None);
         }
-        let options = SqliteConnectOptions::from_str(url)?;
-        let file = options.get_filename();
-        Ok(
-            (!file.as_os_str().is_empty() && file.as_os_str() != ":memory:")
-                .then(|| file.to_owned()),
-        )
+        Ok(sqlite_file_of(&SqliteConnectOptions::from_str(url)?))
     }
 
     async fn connect_sqlite(url: &str, options: &MetaStoreOptions) -> Result<Self, StoreError> {
@@ -236,13 +231,13 @@ impl MetaStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(options.connections_max.max(1))
             .test_before_acquire(false)
-            .connect_with(connect.read_only(true))
+            .connect_with(connect.clone().read_only(true))
             .await?;
         // Audit appends leave their flush to one shared flush of the log
         // (`audit::flush_wal`), which only means something if commits are
         // otherwise durable and there is a file. SQLite names the log after the
         // database with symbolic links resolved; the file exists by now.
-        let wal = match Self::sqlite_file(url)? {
+        let wal = match sqlite_file_of(&connect) {
             Some(file) if options.sqlite_sync_every_commit => {
                 let mut wal = std::fs::canonicalize(&file)
                     .unwrap_or(file)
@@ -333,4 +328,10 @@ pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
 pub(crate) fn parse_digest(s: &str) -> Result<ward_core::Digest, StoreError> {
     s.parse()
         .map_err(|e| StoreError::Corrupt(format!("stored digest {s:?}: {e}")))
+}
+
+/// The database file `options` open; `None` for an in-memory database.
+fn sqlite_file_of(options: &SqliteConnectOptions) -> Option<std::path::PathBuf> {
+    let file = options.get_filename();
+    (!file.as_os_str().is_empty() && file.as_os_str() != ":memory:").then(|| file.to_owned())
 }
