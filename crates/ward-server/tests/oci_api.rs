@@ -427,6 +427,41 @@ both_backends!(chunked_uploads_enforce_order, |b: Backend| async move {
         .await
         .unwrap();
     expect_error(r, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
+    // Without Content-Length (a chunked body) the range is checked all the same:
+    // where it starts, and that the body is as long as it says.
+    let streamed = |bytes: &[u8]| {
+        reqwest::Body::wrap_stream(futures::stream::iter(vec![Ok::<_, std::io::Error>(
+            bytes.to_vec(),
+        )]))
+    };
+    let r = reg
+        .client
+        .patch(&loc)
+        .header(CONTENT_RANGE, "2048-2999")
+        .body(streamed(&data[2048..3000]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(header(&r, "range"), "0-1023");
+    let r = reg
+        .client
+        .patch(&loc)
+        .header(CONTENT_RANGE, "1024-2047")
+        .body(streamed(&data[1024..1034]))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, StatusCode::BAD_REQUEST, "SIZE_INVALID").await;
+    let r = reg
+        .client
+        .patch(&loc)
+        .header(CONTENT_RANGE, format!("0-{}", u64::MAX))
+        .body(streamed(&data[1024..1034]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     let r = reg.client.get(&loc).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(&r, "range"), "0-1023");
@@ -1349,3 +1384,82 @@ both_backends!(large_uploads_verify_every_byte, |b: Backend| async move {
     assert_eq!(r.status(), StatusCode::CREATED);
     reg.stop().await;
 });
+
+both_backends!(
+    every_way_a_blob_arrives_is_audited,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        // POST then PUT with the whole blob, as skopeo and oras send it.
+        let put = reg.push_blob("app", b"pushed by POST then PUT").await;
+        // One POST carrying the blob.
+        let monolithic = Digest::of(b"pushed by one POST");
+        let r = reg
+            .client
+            .post(reg.url(&format!("/v2/app/blobs/uploads/?digest={monolithic}")))
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(&b"pushed by one POST"[..])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        // POST, PATCH, then PUT with the last chunk, as docker sends it.
+        let chunked = Digest::of(b"pushed in chunks");
+        let r = reg
+            .client
+            .post(reg.url("/v2/app/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        let r = reg
+            .client
+            .patch(reg.location(&r))
+            .body(&b"pushed in"[..])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let r = reg
+            .client
+            .put(format!("{}?digest={chunked}", reg.location(&r)))
+            .body(&b" chunks"[..])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        // A mount into another repository.
+        let r = reg
+            .client
+            .post(reg.url(&format!("/v2/other/blobs/uploads/?mount={put}&from=app")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+
+        let audited = |repository: &'static str, action: &'static str| {
+            let reg = &reg;
+            async move {
+                let page: Value = reg
+                    .get(&format!(
+                        "/api/v1/audit?repository={repository}&action={action}"
+                    ))
+                    .await
+                    .json()
+                    .await
+                    .unwrap();
+                let mut digests: Vec<String> = page["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["event"]["digest"].as_str().unwrap().to_owned())
+                    .collect();
+                digests.sort();
+                digests
+            }
+        };
+        let mut pushed = vec![put.to_string(), monolithic.to_string(), chunked.to_string()];
+        pushed.sort();
+        assert_eq!(audited("app", "push_blob").await, pushed);
+        assert_eq!(audited("other", "mount_blob").await, vec![put.to_string()]);
+        reg.stop().await;
+    }
+);

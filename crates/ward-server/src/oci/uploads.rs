@@ -208,8 +208,8 @@ pub(super) async fn cancel(ctx: &Ctx, name: &str, id: &str) -> ApiResult<Respons
     ))
 }
 
-/// `PATCH` on a session: append a chunk (validated against `Content-Range` when
-/// one is given with a `Content-Length`), or stream bytes when none is.
+/// `PATCH` on a session: append a chunk (checked against its `Content-Range`
+/// when one is given), or stream bytes when none is.
 pub(super) async fn patch(ctx: &Ctx, name: &str, id: &str, body: Body) -> ApiResult<Response> {
     let name = ctx.repository(name)?;
     let upload = load(ctx, &name, id).await?;
@@ -235,6 +235,7 @@ pub(super) async fn finish(ctx: &Ctx, name: &str, id: &str, body: Body) -> ApiRe
                 .blobs
                 .delete_prefix(&paths::upload_dir(upload.id))
                 .await?;
+            audit_blob(ctx, &name, &digests[0], "push_blob").await?;
             Ok(created(&name, &digests[0]))
         }
         Err(e) => {
@@ -277,20 +278,16 @@ async fn load(ctx: &Ctx, name: &RepositoryName, id: &str) -> ApiResult<Upload> {
     }
 }
 
-/// The `(start, end)` of a chunk when the request names one with both
-/// `Content-Range` and `Content-Length`; otherwise the body is a stream.
-fn declared_range(
-    ctx: &Ctx,
-    name: &RepositoryName,
-    upload: &Upload,
-) -> ApiResult<Option<(u64, u64)>> {
-    let (Some(range), Some(length)) = (
-        header_str(&ctx.headers, &header::CONTENT_RANGE),
-        header_str(&ctx.headers, &header::CONTENT_LENGTH),
-    ) else {
+/// The byte count of the chunk the request's `Content-Range` names, checked
+/// against where the upload stands and against any `Content-Length`; `None`
+/// when there is no `Content-Range` (the body is a stream).
+fn declared_range(ctx: &Ctx, name: &RepositoryName, upload: &Upload) -> ApiResult<Option<u64>> {
+    let Some(range) = header_str(&ctx.headers, &header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let Some((start, end)) = upload_content_range(range) else {
+    let Some((start, bytes)) = upload_content_range(range)
+        .and_then(|(start, end)| Some((start, (end - start).checked_add(1)?)))
+    else {
         return Err(out_of_order(
             name,
             upload,
@@ -309,28 +306,43 @@ fn declared_range(
             ),
         ));
     }
-    let length: u64 = length
-        .parse()
-        .map_err(|_| ApiError::new(ErrorCode::SizeInvalid, "invalid Content-Length"))?;
-    if length != end - start + 1 {
-        return Err(ApiError::new(
-            ErrorCode::SizeInvalid,
-            format!(
-                "Content-Length {length} does not match Content-Range {range} ({} bytes)",
-                end - start + 1
-            ),
-        ));
+    if let Some(length) = header_str(&ctx.headers, &header::CONTENT_LENGTH) {
+        let length: u64 = length
+            .parse()
+            .map_err(|_| ApiError::new(ErrorCode::SizeInvalid, "invalid Content-Length"))?;
+        if length != bytes {
+            return Err(ApiError::new(
+                ErrorCode::SizeInvalid,
+                format!(
+                    "Content-Length {length} does not match Content-Range {range} ({bytes} bytes)"
+                ),
+            ));
+        }
     }
-    Ok(Some((start, end)))
+    Ok(Some(bytes))
 }
 
 /// Appends the request body to the session as a new chunk; returns the new size.
 async fn append(ctx: &Ctx, name: &RepositoryName, upload: &Upload, body: Body) -> ApiResult<u64> {
-    declared_range(ctx, name, upload)?;
+    let declared = declared_range(ctx, name, upload)?;
     let mut hasher = Hasher::restore(&upload.hash_state)
         .map_err(|e| ApiError::internal("resuming an upload's hash", &e))?;
     let key = paths::upload_chunk(upload.id);
     let received = receive(ctx, body, &mut hasher, &key, upload.size).await?;
+    if let Some(bytes) = declared.filter(|&bytes| bytes != received) {
+        // A chunked body can end short of (or run past) the range it named.
+        if received > 0 {
+            ctx.state.blobs.delete(&key).await?;
+        }
+        return Err(ApiError::new(
+            ErrorCode::SizeInvalid,
+            format!(
+                "the chunk had {received} bytes but its Content-Range named {bytes}; \
+                 nothing was added, resend it from byte {}",
+                upload.size
+            ),
+        ));
+    }
     if received == 0 {
         return Ok(upload.size);
     }
