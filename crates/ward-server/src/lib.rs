@@ -156,6 +156,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
         audit_public_key: Arc::new(audit_public_key),
         signatures,
         scan_wake: Arc::new(scanning::ScanWake::default()),
+        streaming_uploads: state::StreamingUploads::default(),
     }))
 }
 

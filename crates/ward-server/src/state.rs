@@ -59,6 +59,50 @@ pub struct Shared {
     pub signatures: Arc<crate::gate::SignatureGate>,
     /// Wakes the scan workers when new content is stored.
     pub scan_wake: Arc<crate::scanning::ScanWake>,
+    /// Upload sessions a request is streaming bytes into right now.
+    pub streaming_uploads: StreamingUploads,
+}
+
+/// The upload sessions this process is receiving bytes for, so that the
+/// sweeper never expires a session in the middle of a long transfer (a
+/// single `PATCH` of a large model can outlast the session TTL). Other
+/// processes sharing the database see the session's `updated_at` moved on
+/// instead (see `oci::uploads`).
+#[derive(Default)]
+pub struct StreamingUploads(std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>);
+
+/// Marks one request streaming into a session until dropped.
+pub struct Streaming<'a> {
+    uploads: &'a StreamingUploads,
+    id: uuid::Uuid,
+}
+
+impl StreamingUploads {
+    /// Marks session `id` as receiving bytes until the guard is dropped.
+    pub fn enter(&self, id: uuid::Uuid) -> Streaming<'_> {
+        if let Ok(mut ids) = self.0.lock() {
+            *ids.entry(id).or_default() += 1;
+        }
+        Streaming { uploads: self, id }
+    }
+
+    /// Whether a request is streaming into session `id`.
+    pub fn contains(&self, id: uuid::Uuid) -> bool {
+        self.0.lock().is_ok_and(|ids| ids.contains_key(&id))
+    }
+}
+
+impl Drop for Streaming<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut ids) = self.uploads.0.lock()
+            && let Some(n) = ids.get_mut(&self.id)
+        {
+            *n -= 1;
+            if *n == 0 {
+                ids.remove(&self.id);
+            }
+        }
+    }
 }
 
 /// Manifest content keyed by digest. Content under a digest never changes, so

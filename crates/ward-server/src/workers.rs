@@ -47,10 +47,16 @@ pub async fn sweep_uploads_at(
             .meta
             .stale_uploads(now_ms.saturating_sub(ttl_ms), 500)
             .await?;
-        if stale.is_empty() {
+        // Sessions a request is streaming into stay, however long ago they
+        // started; once only those are left, the sweep is done.
+        let idle: Vec<Uuid> = stale
+            .into_iter()
+            .filter(|&id| !state.streaming_uploads.contains(id))
+            .collect();
+        if idle.is_empty() {
             break;
         }
-        for id in stale {
+        for id in idle {
             if state.meta.delete_upload(id).await? {
                 state.blobs.delete_prefix(&paths::upload_dir(id)).await?;
                 report.expired += 1;

@@ -1463,3 +1463,92 @@ both_backends!(
         reg.stop().await;
     }
 );
+
+/// Starts a streamed `PATCH` into a new session of `app` and waits until the
+/// server is receiving it; returns the session, its location, the sender of
+/// the body's pieces and the pending response.
+async fn streaming_patch(
+    reg: &TestRegistry,
+) -> (
+    uuid::Uuid,
+    String,
+    futures::channel::mpsc::UnboundedSender<Result<Vec<u8>, std::io::Error>>,
+    tokio::task::JoinHandle<reqwest::Response>,
+) {
+    let r = reg
+        .client
+        .post(reg.url("/v2/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let loc = reg.location(&r);
+    let id: uuid::Uuid = loc.rsplit('/').next().unwrap().parse().unwrap();
+    let (pieces, body) = futures::channel::mpsc::unbounded();
+    let patch = tokio::spawn(
+        reg.client
+            .patch(&loc)
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    );
+    let patch = tokio::spawn(async move { patch.await.unwrap().unwrap() });
+    pieces.unbounded_send(Ok(vec![1u8; 1000])).unwrap();
+    let state = reg.running.as_ref().unwrap().state.clone();
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !state.streaming_uploads.contains(id) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the server to start receiving the PATCH");
+    (id, loc, pieces, patch)
+}
+
+both_backends!(
+    a_session_being_streamed_into_outlives_its_ttl,
+    |b: Backend| async move {
+        // A TTL every session has outlived: only a request in flight keeps one.
+        let reg = TestRegistry::start_with(b, |c| c.limits.upload_session_ttl_secs = 0).await;
+        let state = reg.running.as_ref().unwrap().state.clone();
+        let (id, loc, pieces, patch) = streaming_patch(&reg).await;
+        let report = ward_server::workers::sweep_uploads_at(&state, i64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(report.expired, 0, "a session receiving bytes is not idle");
+        // Other servers on the same database see the session in use: as if it
+        // had been idle since 1970, the bytes that arrive mark it touched.
+        assert!(state.meta.touch_upload(id, 0).await.unwrap());
+        pieces.unbounded_send(Ok(vec![2u8; 1000])).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while state.meta.upload(id).await.unwrap().unwrap().updated_at_ms == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the session to be marked in use while bytes arrive");
+        drop(pieces);
+        let r = patch.await.unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        assert_eq!(header(&r, "range"), "0-1999");
+        let r = reg.client.get(&loc).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        // Once the request is over the session is idle again.
+        let report = ward_server::workers::sweep_uploads_at(&state, i64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(report.expired, 1);
+
+        // A session cancelled while a PATCH streams into it stops that PATCH.
+        let (_, loc, pieces, patch) = streaming_patch(&reg).await;
+        let r = reg.client.delete(&loc).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        pieces.unbounded_send(Ok(vec![2u8; 1000])).unwrap();
+        drop(pieces);
+        expect_error(
+            patch.await.unwrap(),
+            StatusCode::NOT_FOUND,
+            "BLOB_UPLOAD_UNKNOWN",
+        )
+        .await;
+        reg.stop().await;
+    }
+);

@@ -328,7 +328,8 @@ async fn append(ctx: &Ctx, name: &RepositoryName, upload: &Upload, body: Body) -
     let mut hasher = Hasher::restore(&upload.hash_state)
         .map_err(|e| ApiError::internal("resuming an upload's hash", &e))?;
     let key = paths::upload_chunk(upload.id);
-    let received = receive(ctx, body, &mut hasher, &key, upload.size).await?;
+    let _streaming = ctx.state.streaming_uploads.enter(upload.id);
+    let received = receive(ctx, body, &mut hasher, upload.id, &key, upload.size).await?;
     if let Some(bytes) = declared.filter(|&bytes| bytes != received) {
         // A chunked body can end short of (or run past) the range it named.
         if received > 0 {
@@ -368,15 +369,22 @@ async fn append(ctx: &Ctx, name: &RepositoryName, upload: &Upload, body: Body) -
 
 /// Streams `body` into a new object at `key`, hashing it; returns the byte
 /// count. An empty body creates no object. Any failure leaves no object.
+///
+/// A transfer can outlast the session TTL (one `PATCH` of a large model), so
+/// every quarter of the TTL it marks session `id` as in use; if the session
+/// is gone meanwhile (cancelled), it stops with `BLOB_UPLOAD_UNKNOWN`.
 async fn receive(
     ctx: &Ctx,
     body: Body,
     hasher: &mut Hasher,
+    id: Uuid,
     key: &Path,
     already: u64,
 ) -> ApiResult<u64> {
     let limits = &ctx.state.config.limits;
     let idle = Duration::from_secs(limits.body_idle_timeout_secs);
+    let touch_every = Duration::from_secs(limits.upload_session_ttl_secs) / 4;
+    let mut touched = std::time::Instant::now();
     let mut stream = body.into_data_stream();
     let mut writer: Option<BlobWriter> = None;
     let mut received = 0u64;
@@ -420,24 +428,47 @@ async fn receive(
                 Some(w) => w,
                 None => writer.insert(ctx.state.blobs.writer(key).await?),
             };
-            w.write(bytes).await?;
+            if let Err(e) = w.write(bytes).await {
+                return Err(gone_or(ctx, id, e.into()).await);
+            }
+            if touched.elapsed() >= touch_every {
+                touched = std::time::Instant::now();
+                if !ctx.state.meta.touch_upload(id, now_ms()).await? {
+                    return Err(ApiError::upload_unknown());
+                }
+            }
         }
     }
     .await;
     match (result, writer) {
         (Ok(()), Some(w)) => {
-            w.finish().await?;
+            if let Err(e) = w.finish().await {
+                return Err(gone_or(ctx, id, e.into()).await);
+            }
         }
         (Ok(()), None) => {}
         (Err(e), w) => {
-            if let Some(w) = w {
-                w.abort().await?;
+            // The request's own error is the one to report; a staging file the
+            // abort could not remove is swept with its session's folder.
+            if let Some(w) = w
+                && let Err(abort) = w.abort().await
+            {
+                tracing::warn!(upload = %id, error = %abort, "could not discard an unfinished chunk");
             }
             return Err(e);
         }
     }
     ctx.state.metrics.bytes_in.inc_by(received);
     Ok(received)
+}
+
+/// `error`, a storage failure while bytes arrive for session `id`, unless the
+/// session was cancelled meanwhile and its folder went with it.
+async fn gone_or(ctx: &Ctx, id: Uuid, error: ApiError) -> ApiError {
+    match ctx.state.meta.upload(id).await {
+        Ok(None) => ApiError::upload_unknown(),
+        _ => error,
+    }
 }
 
 /// A blob sent whole in one request: stream it into the session folder,
@@ -451,7 +482,8 @@ async fn single_request(
 ) -> ApiResult<()> {
     let mut hasher = Hasher::new(digests[0].algorithm());
     let key = paths::upload_chunk(id);
-    let size = receive(ctx, body, &mut hasher, &key, 0).await?;
+    let _streaming = ctx.state.streaming_uploads.enter(id);
+    let size = receive(ctx, body, &mut hasher, id, &key, 0).await?;
     let chunks: Vec<String> = if size > 0 {
         vec![key.to_string()]
     } else {
@@ -479,6 +511,8 @@ async fn commit_session(
     id: Uuid,
     digests: &[Digest],
 ) -> ApiResult<()> {
+    // Assembling re-reads every chunk, which can take a while for a large blob.
+    let _streaming = ctx.state.streaming_uploads.enter(id);
     let upload = ctx
         .state
         .meta

@@ -199,6 +199,19 @@ impl MetaStore {
         })
     }
 
+    /// Marks session `id` as in use at `now_ms`, so that sweeps of idle
+    /// sessions leave it alone; returns false if it no longer exists.
+    pub async fn touch_upload(&self, id: Uuid, now_ms: i64) -> Result<bool, StoreError> {
+        on_writer!(self, |pool| {
+            let done = sqlx::query("UPDATE uploads SET updated_at = $2 WHERE id = $1")
+                .bind(id.to_string())
+                .bind(now_ms)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
     /// Sessions last touched before `before_ms`, at most `limit`.
     pub async fn stale_uploads(&self, before_ms: i64, limit: u32) -> Result<Vec<Uuid>, StoreError> {
         let ids: Vec<String> = on_reader!(self, |pool| {
