@@ -136,23 +136,90 @@ fn sqlite_batch_append(rows: usize, flush: Flush) -> String {
 
 /// Makes every commit made before this call durable by flushing the write-ahead
 /// log, on a blocking thread.
-///
-/// The file is opened afresh each time: SQLite deletes the log when its last
-/// connection closes and creates a new one later. A log that is missing or new
-/// is still right to flush: SQLite removes or restarts a log only after
-/// copying every frame of it into the database and syncing the database, so a
-/// commit that is no longer in the file is already on disk.
-async fn flush_wal(wal: Arc<PathBuf>) -> Result<(), StoreError> {
-    let flushed = tokio::task::spawn_blocking(move || match std::fs::File::open(&*wal) {
-        Ok(file) => file.sync_data(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    })
-    .await;
-    match flushed {
+async fn flush_wal(wal: Arc<WalFlusher>) -> Result<(), StoreError> {
+    match tokio::task::spawn_blocking(move || wal.flush()).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(StoreError::Flush(e)),
         Err(e) => Err(StoreError::Flush(std::io::Error::other(e))),
+    }
+}
+
+/// Flushes SQLite's write-ahead log for the commits that left it unflushed.
+///
+/// One handle on the log is kept and reused while the log is the same file.
+/// Linux reports a failed write-back once to each handle open when it
+/// happened, so a handle opened afresh for every flush could be told nothing
+/// of a failure another handle (SQLite's own) was told of first, and call
+/// lost frames durable. A new file under the name (SQLite deletes the log
+/// when its last connection closes, and creates another later) gets a new
+/// handle. A log that is missing or new is still right to flush: SQLite
+/// removes or restarts a log only after copying every frame of it into the
+/// database and syncing the database, so a commit no longer in the file is
+/// already on disk.
+///
+/// The first failure is final: after a failed flush the kernel may have
+/// dropped pages it could not write, so no later flush can vouch for the
+/// commits before it. The server must restart.
+#[derive(Debug)]
+pub(super) struct WalFlusher {
+    path: PathBuf,
+    /// The log as last opened, and which file it was.
+    open: Mutex<Option<(Arc<std::fs::File>, FileId)>>,
+    /// Why the first failed flush failed.
+    failed: std::sync::OnceLock<String>,
+}
+
+/// A file's device and inode: which file a name stands for.
+type FileId = (u64, u64);
+
+impl WalFlusher {
+    pub(super) fn new(path: PathBuf) -> WalFlusher {
+        WalFlusher {
+            path,
+            open: Mutex::default(),
+            failed: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The log's file name.
+    #[cfg(test)]
+    pub(super) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        if let Some(first) = self.failed.get() {
+            return Err(std::io::Error::other(format!(
+                "an earlier flush of the write-ahead log failed ({first}); restart the server"
+            )));
+        }
+        let flushed = self.flush_current();
+        if let Err(e) = &flushed {
+            let _ = self.failed.set(e.to_string());
+        }
+        flushed
+    }
+
+    fn flush_current(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt as _;
+        let missing = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        let file_id = match std::fs::metadata(&self.path) {
+            Ok(meta) => (meta.dev(), meta.ino()),
+            Err(e) if missing(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let file = {
+            let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+            match &*open {
+                Some((file, id)) if *id == file_id => file.clone(),
+                _ => match std::fs::File::open(&self.path) {
+                    Ok(file) => open.insert((Arc::new(file), file_id)).0.clone(),
+                    Err(e) if missing(&e) => return Ok(()),
+                    Err(e) => return Err(e),
+                },
+            }
+        };
+        file.sync_data()
     }
 }
 
@@ -399,14 +466,14 @@ pub(super) struct SqliteAppendState {
     /// `Some` when the database is a file whose commits are configured to be
     /// durable (`synchronous = FULL`): then [`AuditStore::append_unsynced`] commits
     /// with `synchronous = NORMAL` and [`AuditStore::sync`] flushes this file.
-    wal: Option<Arc<PathBuf>>,
+    wal: Option<Arc<WalFlusher>>,
 }
 
 impl SqliteAppendState {
     pub(super) fn new(wal: Option<PathBuf>) -> SqliteAppendState {
         SqliteAppendState {
             head: Mutex::default(),
-            wal: wal.map(Arc::new),
+            wal: wal.map(|path| Arc::new(WalFlusher::new(path))),
         }
     }
 
@@ -853,6 +920,7 @@ mod tests {
             unreachable!("a SQLite store")
         };
         let wal = append.wal.clone().unwrap();
+        let wal = wal.path();
         assert!(wal.ends_with("ward.db-wal"), "{}", wal.display());
         assert_eq!(writer_synchronous(&store).await, 2);
 
@@ -883,18 +951,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_missing_log_has_nothing_left_to_flush_but_other_failures_are_errors() {
+    async fn a_missing_log_has_nothing_left_to_flush_but_other_failures_are_final() {
         let dir = tempfile::tempdir().unwrap();
-        flush_wal(Arc::new(dir.path().join("gone.db-wal")))
-            .await
-            .unwrap();
+        let flush = |path: PathBuf| flush_wal(Arc::new(WalFlusher::new(path)));
+        flush(dir.path().join("gone.db-wal")).await.unwrap();
 
         let file = dir.path().join("not-a-folder");
         std::fs::write(&file, b"").unwrap();
-        let error = flush_wal(Arc::new(file.join("ward.db-wal")))
+        let flusher = Arc::new(WalFlusher::new(file.join("ward.db-wal")));
+        let error = flush_wal(flusher.clone())
             .await
             .expect_err("a log that cannot be opened is not flushed");
         assert!(matches!(error, StoreError::Flush(_)), "{error}");
         assert!(error.to_string().contains("write-ahead log"), "{error}");
+        // The log's name works again, but what the failed flush was to cover
+        // may be lost: nothing is called flushed any more.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+        std::fs::write(file.join("ward.db-wal"), b"frames").unwrap();
+        assert!(flush(file.join("ward.db-wal")).await.is_ok());
+        let error = flush_wal(flusher)
+            .await
+            .expect_err("the first failure is final");
+        assert!(error.to_string().contains("restart the server"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn the_log_is_flushed_through_one_handle_until_it_is_a_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ward.db-wal");
+        std::fs::write(&path, b"first log").unwrap();
+        let flusher = Arc::new(WalFlusher::new(path.clone()));
+        flush_wal(flusher.clone()).await.unwrap();
+        let first = flusher.open.lock().unwrap().as_ref().unwrap().0.clone();
+        flush_wal(flusher.clone()).await.unwrap();
+        let again = flusher.open.lock().unwrap().as_ref().unwrap().0.clone();
+        assert!(Arc::ptr_eq(&first, &again), "the same log, the same handle");
+
+        // SQLite deleted the log and started another under the same name.
+        std::fs::rename(&path, dir.path().join("old")).unwrap();
+        std::fs::write(&path, b"second log").unwrap();
+        flush_wal(flusher.clone()).await.unwrap();
+        let second = flusher.open.lock().unwrap().as_ref().unwrap().0.clone();
+        assert!(!Arc::ptr_eq(&first, &second), "a new file, a new handle");
     }
 }
