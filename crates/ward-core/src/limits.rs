@@ -28,7 +28,8 @@ pub struct Limits {
     pub request_header_bytes_max: usize,
     /// Longest time to receive a request's headers.
     pub request_header_timeout_secs: u64,
-    /// Longest time a request without a streamed body may take.
+    /// Longest time a request other than a blob upload may take to be
+    /// answered (the answer itself may stream for longer, as a blob does).
     pub request_timeout_secs: u64,
     /// Longest pause between two reads of a streamed upload body.
     pub body_idle_timeout_secs: u64,

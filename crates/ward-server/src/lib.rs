@@ -51,9 +51,11 @@ use axum::routing::{any, get};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use ward_core::ErrorCode;
 use ward_store::{BlobStore, BlobStoreOptions, MetaStore, MetaStoreOptions};
 
 use config::Config;
+use error::ApiError;
 use oci::route::Endpoint;
 use state::{AppState, EndpointLabels, ManifestCache, Metrics, RequestLabels};
 
@@ -348,6 +350,17 @@ async fn not_found() -> Response {
 }
 
 /// Request ids, metrics and logs for every request.
+/// Whether `path` is a blob upload (`/v2/<name>/blobs/uploads/[<session>]`),
+/// whose body streams for as long as it is.
+fn streams_upload(path: &str) -> bool {
+    let Some((before, after)) = path.rsplit_once("/blobs/uploads") else {
+        return false;
+    };
+    before.len() > "/v2".len()
+        && before.starts_with("/v2/")
+        && (after.is_empty() || after.strip_prefix('/').is_some_and(|s| !s.contains('/')))
+}
+
 async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
@@ -361,7 +374,24 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
         request.headers_mut().insert("x-request-id", v);
     }
     let path = request.uri().path().to_owned();
-    let mut response = next.run(request).await;
+    let mut response = if streams_upload(&path) {
+        // Uploads take as long as their bytes take; body_idle_timeout_secs
+        // bounds each pause instead.
+        next.run(request).await
+    } else {
+        let limit = Duration::from_secs(state.config.limits.request_timeout_secs);
+        match tokio::time::timeout(limit, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the request did not finish within {} seconds (request_timeout_secs); retry it",
+                    limit.as_secs()
+                ),
+            )
+            .into_response(),
+        }
+    };
     let endpoint = response
         .extensions()
         .get::<Endpoint>()
@@ -520,6 +550,32 @@ fn lock_sqlite(config: &Config) -> Result<Option<std::fs::File>, StartError> {
         Err(std::fs::TryLockError::WouldBlock) => Err(StartError::DatabaseInUse { database, lock }),
         Err(std::fs::TryLockError::Error(source)) => {
             Err(StartError::DataDir { path: lock, source })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::streams_upload;
+
+    #[test]
+    fn only_blob_uploads_stream_past_the_request_timeout() {
+        for path in [
+            "/v2/app/blobs/uploads/",
+            "/v2/app/blobs/uploads",
+            "/v2/team/app/blobs/uploads/0b6c2e6e-4f0e-4c4e-9d7a-1d2f3e4a5b6c",
+            "/v2/blobs/uploads/blobs/uploads/",
+        ] {
+            assert!(streams_upload(path), "{path}");
+        }
+        for path in [
+            "/v2/app/manifests/v1",
+            "/v2/app/blobs/sha256:00",
+            "/v2/blobs/uploads/",
+            "/v2/a/blobs/uploads/manifests/v1",
+            "/api/v1/blobs/uploads/",
+        ] {
+            assert!(!streams_upload(path), "{path}");
         }
     }
 }

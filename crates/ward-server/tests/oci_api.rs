@@ -1552,3 +1552,39 @@ both_backends!(
         reg.stop().await;
     }
 );
+
+both_backends!(
+    a_request_past_request_timeout_is_cut_but_an_upload_is_not,
+    |b: Backend| async move {
+        let reg = TestRegistry::start_with(b, |c| c.limits.request_timeout_secs = 1).await;
+        // An upload that will stay open past the limit.
+        let (_, _, pieces, patch) = streaming_patch(&reg).await;
+        // A manifest whose body stops arriving.
+        let (stalled, body) = futures::channel::mpsc::unbounded();
+        stalled
+            .unbounded_send(Ok::<_, std::io::Error>(b"{".to_vec()))
+            .unwrap();
+        let put = reg
+            .client
+            .put(reg.url("/v2/app/manifests/v1"))
+            .header(CONTENT_TYPE, media::OCI_MANIFEST)
+            .body(reqwest::Body::wrap_stream(body))
+            .send();
+        let r = tokio::time::timeout(std::time::Duration::from_secs(30), put)
+            .await
+            .expect("the server to cut the stalled request")
+            .unwrap();
+        expect_error(r, StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE").await;
+        drop(stalled);
+        pieces.unbounded_send(Ok(vec![2u8; 1000])).unwrap();
+        drop(pieces);
+        let r = patch.await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::ACCEPTED,
+            "the upload outlived the limit"
+        );
+        assert_eq!(header(&r, "range"), "0-1999");
+        reg.stop().await;
+    }
+);
