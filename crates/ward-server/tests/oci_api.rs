@@ -1588,3 +1588,84 @@ both_backends!(
         reg.stop().await;
     }
 );
+
+both_backends!(
+    a_put_stopped_after_moving_the_blob_can_be_retried,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        let data = b"one chunk, moved into place by a PUT that never linked it";
+        let d = Digest::of(data);
+        let r = reg
+            .client
+            .post(reg.url("/v2/app/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        let r = reg
+            .client
+            .patch(reg.location(&r))
+            .body(data.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let loc = reg.location(&r);
+        // What the PUT had done when the server died: the verified chunk is at
+        // the blob's address, the session still lists it, nothing is linked.
+        let storage = reg.config.storage_path();
+        let id = loc.rsplit('/').next().unwrap();
+        let chunk = std::fs::read_dir(storage.join("uploads").join(id))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let hex = d.hex();
+        let target = storage.join("blobs/sha256").join(&hex[..2]).join(&hex);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::rename(&chunk, &target).unwrap();
+        expect_error(
+            reg.get(&format!("/v2/app/blobs/{d}")).await,
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+        )
+        .await;
+
+        let r = reg
+            .client
+            .put(format!("{loc}?digest={d}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "the retried PUT finishes");
+        let got = reg.get(&format!("/v2/app/blobs/{d}")).await;
+        assert_eq!(got.bytes().await.unwrap().as_ref(), data);
+        reg.stop().await;
+    }
+);
+
+both_backends!(
+    a_patch_that_loses_a_race_says_where_to_resume,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        // The slow PATCH starts first, at byte 0...
+        let (_, loc, pieces, slow) = streaming_patch(&reg).await;
+        // ...and a quick one extends the session meanwhile.
+        let r = reg
+            .client
+            .patch(&loc)
+            .body(vec![3u8; 500])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        assert_eq!(header(&r, "range"), "0-499");
+        drop(pieces);
+        let r = slow.await.unwrap();
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(header(&r, "range"), "0-499", "resume where the session is");
+        let r = reg.client.get(&loc).send().await.unwrap();
+        assert_eq!(header(&r, "range"), "0-499");
+        reg.stop().await;
+    }
+);

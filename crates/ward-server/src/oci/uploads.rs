@@ -358,9 +358,13 @@ async fn append(ctx: &Ctx, name: &RepositoryName, upload: &Upload, body: Body) -
         .await?;
     if !advanced {
         ctx.state.blobs.delete(&key).await?;
+        // The Range to resume from is where the winner left the session.
+        let Some(now) = ctx.state.meta.upload(upload.id).await? else {
+            return Err(ApiError::upload_unknown());
+        };
         return Err(out_of_order(
             name,
-            upload,
+            &now,
             "another request extended this upload first; check its status and resume from there",
         ));
     }
@@ -596,7 +600,15 @@ async fn place(
     }
     match chunks {
         [] => blobs.put(&target, Bytes::new()).await?,
-        [one] => blobs.rename(&Path::from(one.as_str()), &target).await?,
+        [one] => match blobs.rename(&Path::from(one.as_str()), &target).await {
+            Ok(()) => {}
+            // An earlier attempt (a crash, a dropped request) moved it there
+            // and stopped before linking it. Nothing reaches a content address
+            // unverified, so the bytes there are these.
+            Err(ward_store::BlobStoreError::NotFound(_))
+                if blobs.size(&target).await? == Some(size) => {}
+            Err(e) => return Err(e.into()),
+        },
         many => {
             // Assemble inside the session folder, checking the bytes read back.
             let assembled = paths::upload_chunk(id);
