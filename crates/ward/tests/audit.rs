@@ -159,8 +159,42 @@ fn a_scripted_session_is_logged_completely_and_with_the_right_metadata() {
     );
 
     let pushes = of("artifact.push");
-    assert_eq!(pushes.len(), 1, "{pushes:?}");
-    let push = &pushes[0];
+    let manifest_pushes: Vec<&Value> = pushes.iter().filter(|e| e["action"] == "push").collect();
+    assert_eq!(manifest_pushes.len(), 1, "{pushes:?}");
+    // Every blob of the image has its own event: skopeo sends each as POST then PUT.
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(&manifest_digest["sha256:".len()..]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut blobs: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain([&manifest["config"]])
+        .map(|d| d["digest"].as_str().unwrap())
+        .collect();
+    blobs.sort_unstable();
+    let mut blob_pushes: Vec<&str> = pushes
+        .iter()
+        .filter(|e| e["action"] == "push_blob")
+        .inspect(|e| {
+            assert_eq!(
+                (&e["user"], &e["repository"], &e["outcome"]),
+                (&json!("ci"), &json!("apps/web"), &json!("success")),
+                "{e}"
+            );
+        })
+        .map(|e| e["digest"].as_str().unwrap())
+        .collect();
+    blob_pushes.sort_unstable();
+    assert_eq!(blob_pushes, blobs, "{pushes:?}");
+    assert_eq!(pushes.len(), 1 + blobs.len(), "{pushes:?}");
+    let push = manifest_pushes[0];
     assert_eq!(push["user"], "ci");
     assert_eq!(push["action"], "push");
     assert_eq!(push["outcome"], "success");
