@@ -349,7 +349,6 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
-/// Request ids, metrics and logs for every request.
 /// Whether `path` is a blob upload (`/v2/<name>/blobs/uploads/[<session>]`),
 /// whose body streams for as long as it is.
 fn streams_upload(path: &str) -> bool {
@@ -361,6 +360,7 @@ fn streams_upload(path: &str) -> bool {
         && (after.is_empty() || after.strip_prefix('/').is_some_and(|s| !s.contains('/')))
 }
 
+/// Request ids, metrics and logs for every request, and the request timeout.
 async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();

@@ -80,23 +80,27 @@ pub struct Streaming<'a> {
 impl StreamingUploads {
     /// Marks session `id` as receiving bytes until the guard is dropped.
     pub fn enter(&self, id: uuid::Uuid) -> Streaming<'_> {
-        if let Ok(mut ids) = self.0.lock() {
-            *ids.entry(id).or_default() += 1;
-        }
+        *self.ids().entry(id).or_default() += 1;
         Streaming { uploads: self, id }
     }
 
     /// Whether a request is streaming into session `id`.
     pub fn contains(&self, id: uuid::Uuid) -> bool {
-        self.0.lock().is_ok_and(|ids| ids.contains_key(&id))
+        self.ids().contains_key(&id)
+    }
+
+    /// The counts stay right even if a holder of the lock panicked.
+    fn ids(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<uuid::Uuid, usize>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 impl Drop for Streaming<'_> {
     fn drop(&mut self) {
-        if let Ok(mut ids) = self.uploads.0.lock()
-            && let Some(n) = ids.get_mut(&self.id)
-        {
+        let mut ids = self.uploads.ids();
+        if let Some(n) = ids.get_mut(&self.id) {
             *n -= 1;
             if *n == 0 {
                 ids.remove(&self.id);

@@ -1406,13 +1406,7 @@ both_backends!(
         let chunked = Digest::of(b"pushed in chunks");
         let r = reg
             .client
-            .post(reg.url("/v2/app/blobs/uploads/"))
-            .send()
-            .await
-            .unwrap();
-        let r = reg
-            .client
-            .patch(reg.location(&r))
+            .patch(reg.start_upload("app").await)
             .body(&b"pushed in"[..])
             .send()
             .await
@@ -1475,13 +1469,7 @@ async fn streaming_patch(
     futures::channel::mpsc::UnboundedSender<Result<Vec<u8>, std::io::Error>>,
     tokio::task::JoinHandle<reqwest::Response>,
 ) {
-    let r = reg
-        .client
-        .post(reg.url("/v2/app/blobs/uploads/"))
-        .send()
-        .await
-        .unwrap();
-    let loc = reg.location(&r);
+    let loc = reg.start_upload("app").await;
     let id: uuid::Uuid = loc.rsplit('/').next().unwrap().parse().unwrap();
     let (pieces, body) = futures::channel::mpsc::unbounded();
     let patch = tokio::spawn(
@@ -1597,13 +1585,7 @@ both_backends!(
         let d = Digest::of(data);
         let r = reg
             .client
-            .post(reg.url("/v2/app/blobs/uploads/"))
-            .send()
-            .await
-            .unwrap();
-        let r = reg
-            .client
-            .patch(reg.location(&r))
+            .patch(reg.start_upload("app").await)
             .body(data.to_vec())
             .send()
             .await

@@ -139,9 +139,8 @@ impl TestRegistry {
         }
     }
 
-    /// Pushes `bytes` as a blob with POST then PUT; returns its digest.
-    pub async fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
-        let digest = Digest::of(bytes);
+    /// Opens an upload session in `repo`; returns its location.
+    pub async fn start_upload(&self, repo: &str) -> String {
         let r = self
             .client
             .post(self.url(&format!("/v2/{repo}/blobs/uploads/")))
@@ -149,7 +148,13 @@ impl TestRegistry {
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::ACCEPTED, "start upload");
-        let loc = self.location(&r);
+        self.location(&r)
+    }
+
+    /// Pushes `bytes` as a blob with POST then PUT; returns its digest.
+    pub async fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
+        let digest = Digest::of(bytes);
+        let loc = self.start_upload(repo).await;
         let sep = if loc.contains('?') { '&' } else { '?' };
         let r = self
             .client
