@@ -132,6 +132,7 @@ pub async fn open(config: Config) -> Result<AppState, StartError> {
             part_size_bytes: config.storage.part_size_bytes,
             parts_in_flight_max: config.storage.parts_in_flight_max,
             sync_interval_bytes: config.storage.sync_interval_bytes,
+            direct_io: config.storage.direct_io,
             ..BlobStoreOptions::default()
         },
     )?;

@@ -362,6 +362,66 @@ both_backends!(
     }
 );
 
+both_backends!(
+    blobs_written_past_the_page_cache_round_trip,
+    |b: Backend| async move {
+        // Parts of 64 KiB so that a few hundred KiB take the O_DIRECT path, whole
+        // and in chunks (the chunks are assembled by a second direct write).
+        let reg = TestRegistry::start_with(b, |c| {
+            c.storage.direct_io = true;
+            c.storage.part_size_bytes = 64 * 1024;
+        })
+        .await;
+        let data: Vec<u8> = (0..300_001u32).map(|i| (i * 13 + i / 4099) as u8).collect();
+        let whole = reg.push_blob("team/model", &data).await;
+        let r = reg.get(&format!("/v2/team/model/blobs/{whole}")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(
+            r.bytes().await.unwrap() == data,
+            "a direct write came back changed"
+        );
+
+        let mut chunked = data.clone();
+        chunked.reverse();
+        let digest = Digest::of(&chunked);
+        let mut loc = reg.start_upload("team/other").await;
+        for (i, piece) in chunked.chunks(100_000).enumerate() {
+            let start = i * 100_000;
+            let r = reg
+                .client
+                .patch(&loc)
+                .header(
+                    CONTENT_RANGE,
+                    format!("{start}-{}", start + piece.len() - 1),
+                )
+                .header(CONTENT_LENGTH, piece.len())
+                .body(piece.to_vec())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            loc = reg.location(&r);
+        }
+        let r = reg.finish_upload(&loc, &digest, Vec::new()).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap()
+        );
+        let r = reg
+            .client
+            .get(reg.url(&format!("/v2/team/other/blobs/{digest}")))
+            .header(RANGE, "bytes=65530-200000")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+        assert!(r.bytes().await.unwrap() == chunked[65530..=200000]);
+        reg.stop().await;
+    }
+);
+
 both_backends!(chunked_uploads_enforce_order, |b: Backend| async move {
     let reg = TestRegistry::start(b).await;
     let data: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();

@@ -13,6 +13,12 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_writing(true)
+}
+
+/// A store writing with `O_DIRECT` where the filesystem allows it, or through
+/// the page cache.
+fn fixture_writing(direct_io: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let options = BlobStoreOptions {
         part_size_bytes: 64 * 1024,
@@ -20,6 +26,7 @@ fn fixture() -> Fixture {
         read_chunk_bytes: 10_000,
         // Small, so multi-part writes flush while they stream.
         sync_interval_bytes: 100_000,
+        direct_io,
     };
     let store = BlobStore::local(dir.path().join("blobs"), true, options).unwrap();
     Fixture { dir, store }
@@ -61,7 +68,12 @@ async fn read_all(store: &BlobStore, key: &Path, range: Option<std::ops::Range<u
 
 #[tokio::test]
 async fn multipart_write_is_invisible_until_finished() {
-    let f = fixture();
+    for direct_io in [true, false] {
+        write_is_invisible_until_finished(fixture_writing(direct_io)).await;
+    }
+}
+
+async fn write_is_invisible_until_finished(f: Fixture) {
     let key = Path::from("uploads/s/one");
     let bytes = data(300_000);
     let mut w = f.store.writer(&key).await.unwrap();
@@ -88,7 +100,12 @@ async fn multipart_write_is_invisible_until_finished() {
 
 #[tokio::test]
 async fn aborted_and_dropped_writes_leave_nothing() {
-    let f = fixture();
+    for direct_io in [true, false] {
+        aborted_and_dropped_leave_nothing(fixture_writing(direct_io)).await;
+    }
+}
+
+async fn aborted_and_dropped_leave_nothing(f: Fixture) {
     let key = Path::from("uploads/s/aborted");
     let mut w = f.store.writer(&key).await.unwrap();
     w.write(Bytes::from(data(200_000))).await.unwrap();

@@ -155,15 +155,7 @@ impl TestRegistry {
     pub async fn push_blob(&self, repo: &str, bytes: &[u8]) -> Digest {
         let digest = Digest::of(bytes);
         let loc = self.start_upload(repo).await;
-        let sep = if loc.contains('?') { '&' } else { '?' };
-        let r = self
-            .client
-            .put(format!("{loc}{sep}digest={digest}"))
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .unwrap();
+        let r = self.finish_upload(&loc, &digest, bytes.to_vec()).await;
         assert_eq!(
             r.status(),
             StatusCode::CREATED,
@@ -171,6 +163,19 @@ impl TestRegistry {
             r.text().await.unwrap()
         );
         digest
+    }
+
+    /// The PUT that closes the upload session at `loc` as `digest`, with
+    /// `body` as its last chunk (may be empty).
+    pub async fn finish_upload(&self, loc: &str, digest: &Digest, body: Vec<u8>) -> Response {
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        self.client
+            .put(format!("{loc}{sep}digest={digest}"))
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn put_manifest(

@@ -5,6 +5,8 @@
 //! multipart uploads that only become visible when finished, so a crash or a
 //! dropped request never leaves a partial object under its final key.
 
+mod direct;
+
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,7 +52,13 @@ pub struct BlobStoreOptions {
     /// On the local filesystem with fsync on, flush what an upload has written
     /// every this many bytes, in the background, so that the fsync that
     /// publishes the blob has little left to do; 0 leaves it all to that fsync.
+    /// Writes with `direct_io` need none of it.
     pub sync_interval_bytes: u64,
+    /// On the local filesystem, write blobs larger than `part_size_bytes`
+    /// past the page cache (`O_DIRECT`) from `parts_in_flight_max + 1` reused
+    /// buffers; filesystems that cannot are written through it as before.
+    /// Less CPU per pushed byte, but a pull soon after reads from the device.
+    pub direct_io: bool,
 }
 
 impl Default for BlobStoreOptions {
@@ -60,6 +68,7 @@ impl Default for BlobStoreOptions {
             parts_in_flight_max: 2,
             read_chunk_bytes: 256 * 1024,
             sync_interval_bytes: 64 * 1024 * 1024,
+            direct_io: false,
         }
     }
 }
@@ -79,10 +88,19 @@ pub struct BlobStore {
 
 /// A blob being written; invisible until [`BlobWriter::finish`] returns.
 pub struct BlobWriter {
-    upload: WriteMultipart,
+    sink: Sink,
     written_bytes: u64,
-    parts_in_flight_max: usize,
-    early_sync: Option<EarlySync>,
+}
+
+enum Sink {
+    /// Any backend, and local filesystems without direct I/O.
+    Multipart {
+        upload: WriteMultipart,
+        parts_in_flight_max: usize,
+        early_sync: Option<EarlySync>,
+    },
+    /// The local filesystem, past the page cache.
+    Direct(direct::DirectWriter),
 }
 
 impl BlobStore {
@@ -119,17 +137,36 @@ impl BlobStore {
 
     /// Starts writing `key`.
     pub async fn writer(&self, key: &Path) -> Result<BlobWriter, BlobStoreError> {
+        let local = self.local_path(key);
+        if let Some(file) = local.clone().filter(|_| self.options.direct_io) {
+            let options = &self.options;
+            let direct = direct::DirectWriter::create(
+                file,
+                self.fsync,
+                options.part_size_bytes,
+                options.parts_in_flight_max,
+            )
+            .await?;
+            if let Some(direct) = direct {
+                return Ok(BlobWriter {
+                    sink: Sink::Direct(direct),
+                    written_bytes: 0,
+                });
+            }
+        }
         let upload = self.inner.put_multipart(key).await?;
         let interval = self.options.sync_interval_bytes;
-        let early_sync = match self.local_path(key) {
+        let early_sync = match local {
             Some(file) if self.fsync && interval > 0 => Some(EarlySync::new(&file, interval)),
             _ => None,
         };
         Ok(BlobWriter {
-            upload: WriteMultipart::new_with_chunk_size(upload, self.options.part_size_bytes),
+            sink: Sink::Multipart {
+                upload: WriteMultipart::new_with_chunk_size(upload, self.options.part_size_bytes),
+                parts_in_flight_max: self.options.parts_in_flight_max,
+                early_sync,
+            },
             written_bytes: 0,
-            parts_in_flight_max: self.options.parts_in_flight_max,
-            early_sync,
         })
     }
 
@@ -232,14 +269,22 @@ impl BlobStore {
 impl BlobWriter {
     /// Appends `bytes`, waiting while too many parts are in flight.
     pub async fn write(&mut self, bytes: Bytes) -> Result<(), BlobStoreError> {
-        self.upload
-            .wait_for_capacity(self.parts_in_flight_max)
-            .await?;
-        self.written_bytes += bytes.len() as u64;
-        self.upload.put(bytes);
-        if let Some(sync) = self.early_sync.as_mut() {
-            sync.after(self.written_bytes);
+        let len = bytes.len() as u64;
+        match &mut self.sink {
+            Sink::Multipart {
+                upload,
+                parts_in_flight_max,
+                early_sync,
+            } => {
+                upload.wait_for_capacity(*parts_in_flight_max).await?;
+                upload.put(bytes);
+                if let Some(sync) = early_sync.as_mut() {
+                    sync.after(self.written_bytes + len);
+                }
+            }
+            Sink::Direct(direct) => direct.write(&bytes).await?,
         }
+        self.written_bytes += len;
         Ok(())
     }
 
@@ -250,16 +295,26 @@ impl BlobWriter {
 
     /// Makes the object visible under its key; returns its size.
     pub async fn finish(self) -> Result<u64, BlobStoreError> {
-        if let Some(sync) = self.early_sync {
-            sync.settle().await;
+        match self.sink {
+            Sink::Multipart {
+                upload, early_sync, ..
+            } => {
+                if let Some(sync) = early_sync {
+                    sync.settle().await;
+                }
+                upload.finish().await?;
+            }
+            Sink::Direct(direct) => direct.finish().await?,
         }
-        self.upload.finish().await?;
         Ok(self.written_bytes)
     }
 
     /// Discards everything written.
     pub async fn abort(self) -> Result<(), BlobStoreError> {
-        self.upload.abort().await?;
+        match self.sink {
+            Sink::Multipart { upload, .. } => upload.abort().await?,
+            Sink::Direct(direct) => direct.abort().await?,
+        }
         Ok(())
     }
 }
@@ -358,29 +413,46 @@ fn local_file_stream(file: std::fs::File, range: Range<u64>, chunk_bytes: usize)
 mod tests {
     use super::*;
 
+    fn early_sync(writer: &BlobWriter) -> Option<&EarlySync> {
+        match &writer.sink {
+            Sink::Multipart { early_sync, .. } => early_sync.as_ref(),
+            Sink::Direct(_) => None,
+        }
+    }
+
+    fn buffered(options: BlobStoreOptions) -> BlobStoreOptions {
+        BlobStoreOptions {
+            direct_io: false,
+            ..options
+        }
+    }
+
     /// `EarlySync` flushes the file `object_store` stages the upload in, found
     /// by its naming; if that naming changed, the flushes would silently miss.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn early_sync_flushes_the_file_object_store_writes() {
         let dir = tempfile::tempdir().unwrap();
-        let options = BlobStoreOptions {
+        let options = buffered(BlobStoreOptions {
             part_size_bytes: 4096,
             sync_interval_bytes: 8192,
             ..BlobStoreOptions::default()
-        };
+        });
         let store = BlobStore::local(dir.path(), true, options).unwrap();
         let key = Path::from("uploads/session/data");
         let mut writer = store.writer(&key).await.unwrap();
-        let staging = writer.early_sync.as_ref().unwrap().staging.clone();
+        let staging = early_sync(&writer).unwrap().staging.clone();
         for _ in 0..8 {
             writer.write(Bytes::from(vec![7u8; 4096])).await.unwrap();
         }
         assert!(
-            writer.early_sync.as_ref().unwrap().running.is_some(),
+            early_sync(&writer).unwrap().running.is_some(),
             "no flush started after 32 KiB with an 8 KiB interval"
         );
         // Parts are written as they fill, so the staged file holds bytes already.
-        writer.upload.wait_for_capacity(0).await.unwrap();
+        let Sink::Multipart { upload, .. } = &mut writer.sink else {
+            panic!("a buffered store wrote directly");
+        };
+        upload.wait_for_capacity(0).await.unwrap();
         assert!(
             std::fs::metadata(&staging).unwrap().len() > 0,
             "{} is not the file object_store stages into",
@@ -400,20 +472,128 @@ mod tests {
     async fn no_early_sync_without_fsync_or_interval() {
         let dir = tempfile::tempdir().unwrap();
         let key = Path::from("uploads/session/data");
-        let unsynced = BlobStore::local(dir.path(), false, BlobStoreOptions::default()).unwrap();
-        assert!(unsynced.writer(&key).await.unwrap().early_sync.is_none());
-        let off = BlobStoreOptions {
+        let unsynced = buffered(BlobStoreOptions::default());
+        let unsynced = BlobStore::local(dir.path(), false, unsynced).unwrap();
+        assert!(early_sync(&unsynced.writer(&key).await.unwrap()).is_none());
+        let off = buffered(BlobStoreOptions {
             sync_interval_bytes: 0,
             ..BlobStoreOptions::default()
-        };
+        });
         let synced_at_end = BlobStore::local(dir.path(), true, off).unwrap();
+        assert!(early_sync(&synced_at_end.writer(&key).await.unwrap()).is_none());
+    }
+
+    /// Whether the filesystem under `dir` does direct I/O, asked of the kernel
+    /// apart from the writer.
+    fn does_direct_io(dir: &std::path::Path) -> bool {
+        use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
+        let stat = statx(CWD, dir, AtFlags::empty(), StatxFlags::DIOALIGN).unwrap();
+        StatxFlags::from_bits_retain(stat.stx_mask).contains(StatxFlags::DIOALIGN)
+            && stat.stx_dio_offset_align > 0
+    }
+
+    /// Every size around the alignment and the buffer size comes back intact,
+    /// whether the bytes arrive in one piece or in odd ones, and the staging
+    /// file is gone once the blob is published.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_writes_keep_every_byte_of_every_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = 64 * 1024;
+        let options = BlobStoreOptions {
+            part_size_bytes: part,
+            parts_in_flight_max: 2,
+            direct_io: true,
+            ..BlobStoreOptions::default()
+        };
+        let store = BlobStore::local(dir.path(), true, options).unwrap();
+        let sizes = [
+            0,
+            1,
+            4095,
+            4096,
+            4097,
+            part - 1,
+            part,
+            part + 1,
+            5 * part + 12_345,
+        ];
+        for (i, size) in sizes.into_iter().enumerate() {
+            let bytes: Vec<u8> = (0..size).map(|j| (j * 7 + j / 251 + i) as u8).collect();
+            for piece in [size.max(1), 1000] {
+                let key = Path::from(format!("blobs/{i}-{piece}"));
+                let mut writer = store.writer(&key).await.unwrap();
+                let staging = match &writer.sink {
+                    Sink::Direct(direct) => direct.staging().to_owned(),
+                    Sink::Multipart { .. } => {
+                        assert!(
+                            !does_direct_io(dir.path()),
+                            "the filesystem does direct I/O but the writer buffers"
+                        );
+                        return;
+                    }
+                };
+                for chunk in bytes.chunks(piece) {
+                    writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+                }
+                let Sink::Direct(direct) = &writer.sink else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    direct.is_direct(),
+                    size >= part,
+                    "a blob of {size} bytes went past the page cache or not (one buffer is {part})"
+                );
+                assert_eq!(writer.finish().await.unwrap(), size as u64);
+                assert!(!staging.exists(), "{} was left behind", staging.display());
+                let path = store.local_path(&key).unwrap();
+                assert!(
+                    std::fs::read(&path).unwrap() == bytes,
+                    "size {size} came back changed"
+                );
+            }
+        }
+    }
+
+    /// An aborted or dropped direct write leaves no file, staged or
+    /// published; a second writer of the same key stages beside an unfinished one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_writes_abort_cleanly_and_stage_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = BlobStoreOptions {
+            part_size_bytes: 8192,
+            direct_io: true,
+            ..BlobStoreOptions::default()
+        };
+        let store = BlobStore::local(dir.path(), false, options).unwrap();
+        let key = Path::from("uploads/x/data");
+        let mut first = store.writer(&key).await.unwrap();
+        let mut second = store.writer(&key).await.unwrap();
+        let (Sink::Direct(a), Sink::Direct(b)) = (&first.sink, &second.sink) else {
+            assert!(!does_direct_io(dir.path()));
+            return;
+        };
+        assert_ne!(a.staging(), b.staging());
+        let staged = [a.staging().to_owned(), b.staging().to_owned()];
+        first.write(Bytes::from(vec![1u8; 50_000])).await.unwrap();
+        second.write(Bytes::from(vec![2u8; 30_000])).await.unwrap();
+        first.abort().await.unwrap();
+        let mut dropped = store.writer(&key).await.unwrap();
+        dropped.write(Bytes::from(vec![3u8; 50_000])).await.unwrap();
+        let Sink::Direct(c) = &dropped.sink else {
+            unreachable!()
+        };
+        let dropped_staging = c.staging().to_owned();
+        assert!(dropped_staging.exists());
+        drop(dropped);
+        assert!(!dropped_staging.exists(), "a dropped writer left its file");
+        assert_eq!(second.finish().await.unwrap(), 30_000);
         assert!(
-            synced_at_end
-                .writer(&key)
-                .await
-                .unwrap()
-                .early_sync
-                .is_none()
+            staged.iter().all(|s| !s.exists()),
+            "a staging file was left"
+        );
+        assert_eq!(
+            std::fs::read(store.local_path(&key).unwrap()).unwrap(),
+            vec![2u8; 30_000]
         );
     }
 }
