@@ -205,7 +205,7 @@ impl MetaStore {
         if !url.starts_with("sqlite:") {
             return Ok(None);
         }
-        Ok(sqlite_file_of(&SqliteConnectOptions::from_str(url)?))
+        Ok(sqlite_file_of(url, &SqliteConnectOptions::from_str(url)?))
     }
 
     async fn connect_sqlite(url: &str, options: &MetaStoreOptions) -> Result<Self, StoreError> {
@@ -237,7 +237,7 @@ impl MetaStore {
         // (`audit::flush_wal`), which only means something if commits are
         // otherwise durable and there is a file. SQLite names the log after the
         // database with symbolic links resolved; the file exists by now.
-        let wal = match sqlite_file_of(&connect) {
+        let wal = match sqlite_file_of(url, &connect) {
             Some(file) if options.sqlite_sync_every_commit => {
                 let mut wal = std::fs::canonicalize(&file)
                     .unwrap_or(file)
@@ -330,8 +330,54 @@ pub(crate) fn parse_digest(s: &str) -> Result<ward_core::Digest, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("stored digest {s:?}: {e}")))
 }
 
-/// The database file `options` open; `None` for an in-memory database.
-fn sqlite_file_of(options: &SqliteConnectOptions) -> Option<std::path::PathBuf> {
+/// The database file `options`, parsed from `url`, open; `None` for an
+/// in-memory database: `sqlite::memory:` (which sqlx renames
+/// `file:sqlx-in-memory-<n>`), an empty name, or `?mode=memory`.
+fn sqlite_file_of(url: &str, options: &SqliteConnectOptions) -> Option<std::path::PathBuf> {
     let file = options.get_filename();
-    (!file.as_os_str().is_empty() && file.as_os_str() != ":memory:").then(|| file.to_owned())
+    let name = file.as_os_str();
+    let memory_mode = url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|pair| pair.eq_ignore_ascii_case("mode=memory"))
+    });
+    let in_memory = name.is_empty()
+        || name == ":memory:"
+        || name.to_string_lossy().starts_with("file:sqlx-in-memory-")
+        || memory_mode;
+    (!in_memory).then(|| file.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MetaStore;
+
+    /// A server on an in-memory database has no file to lock or flush; one
+    /// on a file has exactly that file.
+    #[test]
+    fn only_sqlite_urls_naming_a_file_have_one() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://ward.db?mode=memory",
+            "sqlite://ward.db?cache=shared&mode=memory",
+            "postgres://postgres@127.0.0.1/test",
+        ] {
+            assert_eq!(MetaStore::sqlite_file(url).unwrap(), None, "{url}");
+        }
+        for (url, file) in [
+            ("sqlite://ward-data/ward.db", "ward-data/ward.db"),
+            (
+                "sqlite:///var/lib/ward/ward.db?mode=rwc",
+                "/var/lib/ward/ward.db",
+            ),
+            ("sqlite://memory.db", "memory.db"),
+        ] {
+            assert_eq!(
+                MetaStore::sqlite_file(url).unwrap().as_deref(),
+                Some(std::path::Path::new(file)),
+                "{url}"
+            );
+        }
+    }
 }
