@@ -509,6 +509,7 @@ async fn append_sqlite(
     flush: Flush,
 ) -> Result<Vec<AuditRecord>, StoreError> {
     let mut conn = pool.acquire().await?;
+    let mut tried_after = None;
     if let Some(head) = state.take() {
         match append_sqlite_after(&mut conn, batch, &head, flush).await {
             Ok((records, after)) => {
@@ -519,10 +520,13 @@ async fn append_sqlite(
             // way reads the head under the write lock and fails again if it was real.
             // A failed command also closes the connection once it is returned
             // (`CloseIfAbandoned`), so one left at `synchronous = NORMAL` is not reused.
-            Err(_) => rollback_sqlite(&mut conn).await,
+            Err(_) => {
+                rollback_sqlite(&mut conn).await;
+                tried_after = Some(head);
+            }
         }
     }
-    let (records, after) = append_sqlite_locked(&mut conn, batch).await?;
+    let (records, after) = append_sqlite_locked(&mut conn, batch, tried_after.as_ref()).await?;
     state.remember(after);
     Ok(records)
 }
@@ -593,13 +597,29 @@ async fn rollback_sqlite(conn: &mut PoolConnection<Sqlite>) {
 
 /// The writer connection's `BEGIN IMMEDIATE` is the head lock: the head is read
 /// after it, so no other process can move it before this batch commits.
+///
+/// `tried_after` is the head a failed one-command append of this batch linked
+/// it after. That command can fail after its `COMMIT` (the trailing `PRAGMA
+/// synchronous = FULL`); then the head is exactly where the batch left it, and
+/// the batch is not appended a second time.
 async fn append_sqlite_locked(
     conn: &mut PoolConnection<Sqlite>,
     batch: &EventBatch,
+    tried_after: Option<&ChainHead>,
 ) -> Result<(Vec<AuditRecord>, ChainHead), StoreError> {
     let mut tx = (**conn).begin_with("BEGIN IMMEDIATE").await?;
     let row: Option<(i64, Vec<u8>)> = sqlx::query_as(HEAD_SELECT).fetch_optional(&mut *tx).await?;
-    let linked = batch.link(&chain_head(row)?);
+    let current = chain_head(row)?;
+    if let Some(tried) = tried_after.map(|head| batch.link(head))
+        && tried.head_after == current
+    {
+        tx.rollback().await?;
+        return Ok((
+            tried.events.into_iter().map(|e| e.record).collect(),
+            current,
+        ));
+    }
+    let linked = batch.link(&current);
     for chunk in linked.events.chunks(SQLITE_ROWS_PER_INSERT) {
         let rows = chunk
             .iter()
@@ -948,6 +968,42 @@ mod tests {
         assert_eq!(writer_synchronous(&store).await, 2);
         store.sync().await.unwrap();
         assert_eq!(other.read(0, 100).await.unwrap().len(), 8);
+    }
+
+    /// A one-command append whose `COMMIT` went through but whose command still
+    /// failed (its trailing `PRAGMA`) is not appended again by the locked way.
+    #[tokio::test]
+    async fn a_batch_committed_by_a_failed_command_is_not_appended_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::testing::sqlite_store(dir.path()).await;
+        store.append(&batch(0..2)).await.unwrap();
+        let Backend::Sqlite { writer, .. } = &store.backend else {
+            unreachable!("a SQLite store")
+        };
+        let head = store.head().await.unwrap();
+        let once = batch(2..5);
+        let mut conn = writer.acquire().await.unwrap();
+        // The command commits; suppose its caller saw an error all the same.
+        let (committed, after) = append_sqlite_after(&mut conn, &once, &head, Flush::AtCommit)
+            .await
+            .unwrap();
+        let (records, locked_after) = append_sqlite_locked(&mut conn, &once, Some(&head))
+            .await
+            .unwrap();
+        assert_eq!(locked_after, after);
+        assert_eq!(records, committed, "the records the commit made");
+        assert_eq!(
+            store.head().await.unwrap().size,
+            5,
+            "nothing appended twice"
+        );
+        // A different batch after the same tried head is appended as usual.
+        let (records, _) = append_sqlite_locked(&mut conn, &batch(5..6), Some(&head))
+            .await
+            .unwrap();
+        assert_eq!(records[0].seq, 5);
+        drop(conn);
+        assert_eq!(store.read(0, 100).await.unwrap().len(), 6);
     }
 
     #[tokio::test]
