@@ -58,17 +58,17 @@ pub(crate) struct DirectWriter {
 impl DirectWriter {
     /// Opens a staging file for `dest`, creating its folders. `None` when the
     /// filesystem cannot do direct I/O (nothing is left behind).
-    pub(crate) async fn create(
+    ///
+    /// Synchronous, as `object_store`'s local store opens its uploads: a few
+    /// quick system calls, and no window in which a dropped request could
+    /// leave an opened staging file behind.
+    pub(crate) fn create(
         dest: PathBuf,
         fsync: bool,
         buffer_bytes: usize,
         in_flight_max: usize,
     ) -> io::Result<Option<Self>> {
-        let opened =
-            tokio::task::spawn_blocking(move || open_staging(&dest, fsync).map(|o| (o, dest)))
-                .await
-                .map_err(io::Error::other)??;
-        let (Some((file, staging, align)), dest) = opened else {
+        let Some((file, staging, align)) = open_staging(&dest, fsync)? else {
             return Ok(None);
         };
         Ok(Some(DirectWriter {
@@ -99,6 +99,12 @@ impl DirectWriter {
         self.direct
     }
 
+    /// The open file's status flags, as the kernel has them (for tests).
+    #[cfg(test)]
+    pub(crate) fn file_flags(&self) -> rustix::fs::OFlags {
+        rustix::fs::fcntl_getfl(&*self.file).unwrap_or(rustix::fs::OFlags::empty())
+    }
+
     /// Appends `bytes`, waiting while too many buffers are being written.
     pub(crate) async fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
@@ -121,14 +127,18 @@ impl DirectWriter {
         Ok(())
     }
 
-    /// Starts writing the filling buffer, once fewer than the maximum are in flight.
+    /// Starts writing the filling buffer, once fewer than the maximum are in
+    /// flight. Cancel-safe: the buffer stays in place until the write starts.
     async fn submit(&mut self) -> io::Result<()> {
-        let Some(mut buf) = self.filling.take() else {
+        if self.filling.is_none() {
             return Ok(());
-        };
+        }
         while self.in_flight.len() >= self.in_flight_max {
             self.reclaim_oldest().await?;
         }
+        let Some(mut buf) = self.filling.take() else {
+            return Ok(());
+        };
         // Switched (or not) once, before the first write: a blob that fills a
         // buffer is large.
         if self.offset == 0 && buf.is_full() {
@@ -148,12 +158,17 @@ impl DirectWriter {
         Ok(())
     }
 
+    /// Waits for the oldest write and keeps its buffer for reuse. The write
+    /// leaves the queue only once it has ended, so a cancelled wait loses nothing.
     async fn reclaim_oldest(&mut self) -> io::Result<()> {
-        if let Some(write) = self.in_flight.pop_front() {
-            let mut buf = write.await.map_err(io::Error::other)??;
-            buf.clear();
-            self.spare.push(buf);
-        }
+        let Some(write) = self.in_flight.front_mut() else {
+            return Ok(());
+        };
+        let ended = write.await;
+        self.in_flight.pop_front();
+        let mut buf = ended.map_err(io::Error::other)??;
+        buf.clear();
+        self.spare.push(buf);
         Ok(())
     }
 
@@ -169,11 +184,17 @@ impl DirectWriter {
             return Ok(());
         };
         tokio::task::spawn_blocking(move || {
-            file.set_len(offset)?;
-            if fsync {
-                file.sync_all()?;
+            let published = (|| {
+                file.set_len(offset)?;
+                if fsync {
+                    file.sync_all()?;
+                }
+                std::fs::rename(&staging, &dest)
+            })();
+            if published.is_err() {
+                let _ = std::fs::remove_file(&staging);
             }
-            std::fs::rename(&staging, &dest)?;
+            published?;
             if fsync {
                 sync_parent(&dest)?;
             }
