@@ -387,8 +387,7 @@ async fn receive(
 ) -> ApiResult<u64> {
     let limits = &ctx.state.config.limits;
     let idle = Duration::from_secs(limits.body_idle_timeout_secs);
-    let touch_every = Duration::from_secs(limits.upload_session_ttl_secs) / 4;
-    let mut touched = std::time::Instant::now();
+    let mut heartbeat = Heartbeat::new(ctx, id);
     let mut stream = body.into_data_stream();
     let mut writer: Option<BlobWriter> = None;
     let mut received = 0u64;
@@ -435,12 +434,7 @@ async fn receive(
             if let Err(e) = w.write(bytes).await {
                 return Err(gone_or(ctx, id, e.into()).await);
             }
-            if touched.elapsed() >= touch_every {
-                touched = std::time::Instant::now();
-                if !ctx.state.meta.touch_upload(id, now_ms()).await? {
-                    return Err(ApiError::upload_unknown());
-                }
-            }
+            heartbeat.beat().await?;
         }
     }
     .await;
@@ -464,6 +458,41 @@ async fn receive(
     }
     ctx.state.metrics.bytes_in.inc_by(received);
     Ok(received)
+}
+
+/// Keeps a session in use visible as such to every server on the database:
+/// its `updated_at` moves every quarter of the session TTL while a request
+/// streams into it or assembles it, so no server's sweeper takes it for idle.
+/// (This server's own sweeper skips it through `streaming_uploads`.)
+struct Heartbeat<'a> {
+    ctx: &'a Ctx,
+    id: Uuid,
+    every: Duration,
+    last: std::time::Instant,
+}
+
+impl<'a> Heartbeat<'a> {
+    fn new(ctx: &'a Ctx, id: Uuid) -> Self {
+        Heartbeat {
+            ctx,
+            id,
+            every: Duration::from_secs(ctx.state.config.limits.upload_session_ttl_secs) / 4,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Marks the session in use if a quarter TTL passed; BLOB_UPLOAD_UNKNOWN
+    /// if it is gone (cancelled, or swept by a server that missed a beat).
+    async fn beat(&mut self) -> ApiResult<()> {
+        if self.last.elapsed() < self.every {
+            return Ok(());
+        }
+        self.last = std::time::Instant::now();
+        match self.ctx.state.meta.touch_upload(self.id, now_ms()).await? {
+            true => Ok(()),
+            false => Err(ApiError::upload_unknown()),
+        }
+    }
 }
 
 /// `error`, a storage failure while bytes arrive for session `id`, unless the
@@ -614,11 +643,13 @@ async fn place(
             let assembled = paths::upload_chunk(id);
             let mut writer = blobs.writer(&assembled).await?;
             let mut hasher = Hasher::new(digest.algorithm());
+            let mut heartbeat = Heartbeat::new(ctx, id);
             for key in many {
                 let mut stream = blobs.read(&Path::from(key.as_str()), None).await?;
                 while let Some(bytes) = stream.try_next().await? {
                     hasher.update(&bytes);
                     writer.write(bytes).await?;
+                    heartbeat.beat().await?;
                 }
             }
             if hasher.digest() != *digest || writer.written_bytes() != size {
