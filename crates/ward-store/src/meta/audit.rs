@@ -600,8 +600,10 @@ async fn rollback_sqlite(conn: &mut PoolConnection<Sqlite>) {
 ///
 /// `tried_after` is the head a failed one-command append of this batch linked
 /// it after. That command can fail after its `COMMIT` (the trailing `PRAGMA
-/// synchronous = FULL`); then the head is exactly where the batch left it, and
-/// the batch is not appended a second time.
+/// synchronous = FULL`); then the record it would have made last is in the
+/// log, whatever other processes appended since, and the batch is not
+/// appended a second time. The chain hash makes that record proof of the
+/// whole batch.
 async fn append_sqlite_locked(
     conn: &mut PoolConnection<Sqlite>,
     batch: &EventBatch,
@@ -611,13 +613,21 @@ async fn append_sqlite_locked(
     let row: Option<(i64, Vec<u8>)> = sqlx::query_as(HEAD_SELECT).fetch_optional(&mut *tx).await?;
     let current = chain_head(row)?;
     if let Some(tried) = tried_after.map(|head| batch.link(head))
-        && tried.head_after == current
+        && let Some(last) = tried.head_after.size.checked_sub(1)
     {
-        tx.rollback().await?;
-        return Ok((
-            tried.events.into_iter().map(|e| e.record).collect(),
-            current,
-        ));
+        let hash: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT hash FROM audit_events WHERE seq = ?")
+                .bind(to_i64(last, "audit seq")?)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if hash.as_deref() == Some(tried.head_after.hash.as_bytes().as_slice()) {
+            // Nothing was written here; sqlx rolls back on drop if this fails.
+            let _ = tx.rollback().await;
+            return Ok((
+                tried.events.into_iter().map(|e| e.record).collect(),
+                current,
+            ));
+        }
     }
     let linked = batch.link(&current);
     for chunk in linked.events.chunks(SQLITE_ROWS_PER_INSERT) {
@@ -1002,6 +1012,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(records[0].seq, 5);
+        // Found even when others appended after it before the lock was taken.
+        let (records, now) = append_sqlite_locked(&mut conn, &once, Some(&head))
+            .await
+            .unwrap();
+        assert_eq!(records, committed);
+        assert_eq!(now.size, 6, "the head to remember is the current one");
         drop(conn);
         assert_eq!(store.read(0, 100).await.unwrap().len(), 6);
     }

@@ -332,20 +332,33 @@ pub(crate) fn parse_digest(s: &str) -> Result<ward_core::Digest, StoreError> {
 
 /// The database file `options`, parsed from `url`, open; `None` for an
 /// in-memory database: `sqlite::memory:` (which sqlx renames
-/// `file:sqlx-in-memory-<n>`), an empty name, or `?mode=memory`.
+/// `file:sqlx-in-memory-<n>`), an empty name, or `?mode=memory`. sqlx opens
+/// names as SQLite URIs, so `file:ward.db` and `file:///var/ward.db` name
+/// `ward.db` and `/var/ward.db`, and `file::memory:` is in memory.
 fn sqlite_file_of(url: &str, options: &SqliteConnectOptions) -> Option<std::path::PathBuf> {
     let file = options.get_filename();
-    let name = file.as_os_str();
+    let name = file.to_string_lossy();
     let memory_mode = url.split_once('?').is_some_and(|(_, query)| {
         query
             .split('&')
             .any(|pair| pair.eq_ignore_ascii_case("mode=memory"))
     });
-    let in_memory = name.is_empty()
-        || name == ":memory:"
-        || name.to_string_lossy().starts_with("file:sqlx-in-memory-")
-        || memory_mode;
-    (!in_memory).then(|| file.to_owned())
+    if memory_mode || name.starts_with("file:sqlx-in-memory-") {
+        return None;
+    }
+    let path = match name.strip_prefix("file:") {
+        Some(uri) => {
+            // `file://<authority>/<path>`: only an empty or local authority opens.
+            let path = match uri.strip_prefix("//") {
+                Some(rest) => &rest[rest.find('/')?..],
+                None => uri,
+            };
+            path.split(['?', '#']).next().unwrap_or_default()
+        }
+        // A plain name is taken as it is (sqlx decoded any `%3F` or `%23` in it).
+        None => &name,
+    };
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
 }
 
 #[cfg(test)]
@@ -361,6 +374,7 @@ mod tests {
             "sqlite://:memory:",
             "sqlite://ward.db?mode=memory",
             "sqlite://ward.db?cache=shared&mode=memory",
+            "sqlite:file::memory:",
             "postgres://postgres@127.0.0.1/test",
         ] {
             assert_eq!(MetaStore::sqlite_file(url).unwrap(), None, "{url}");
@@ -372,6 +386,12 @@ mod tests {
                 "/var/lib/ward/ward.db",
             ),
             ("sqlite://memory.db", "memory.db"),
+            ("sqlite:file:ward.db", "ward.db"),
+            ("sqlite://odd%3Fname.db", "odd?name.db"),
+            (
+                "sqlite:file:///var/lib/ward/ward.db",
+                "/var/lib/ward/ward.db",
+            ),
         ] {
             assert_eq!(
                 MetaStore::sqlite_file(url).unwrap().as_deref(),
