@@ -1602,6 +1602,43 @@ both_backends!(
 );
 
 both_backends!(
+    a_session_idle_for_most_of_its_ttl_is_marked_in_use_when_bytes_arrive,
+    |b: Backend| async move {
+        // The default TTL; the session looks idle since 1970 to every server.
+        let reg = TestRegistry::start(b).await;
+        let state = reg.running.as_ref().unwrap().state.clone();
+        let loc = reg.start_upload("app").await;
+        let id: uuid::Uuid = loc.rsplit('/').next().unwrap().parse().unwrap();
+        assert!(state.meta.touch_upload(id, 1).await.unwrap());
+        let (pieces, body) = futures::channel::mpsc::unbounded();
+        let patch = reg
+            .client
+            .patch(&loc)
+            .body(reqwest::Body::wrap_stream(body))
+            .send();
+        let patch = tokio::spawn(async move { patch.await.unwrap() });
+        pieces
+            .unbounded_send(Ok::<_, std::io::Error>(vec![1u8; 1000]))
+            .unwrap();
+        // Not a quarter TTL after the request started: at its first bytes.
+        tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while state.meta.upload(id).await.unwrap().unwrap().updated_at_ms == 1 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the session to be marked in use while the PATCH is open");
+        assert!(
+            !patch.is_finished(),
+            "marked by the heartbeat, not the commit"
+        );
+        drop(pieces);
+        assert_eq!(patch.await.unwrap().status(), StatusCode::ACCEPTED);
+        reg.stop().await;
+    }
+);
+
+both_backends!(
     a_request_past_request_timeout_is_cut_but_an_upload_is_not,
     |b: Backend| async move {
         let reg = TestRegistry::start_with(b, |c| c.limits.request_timeout_secs = 1).await;

@@ -123,7 +123,8 @@ pub(super) async fn start(ctx: &Ctx, name: &str, body: Body) -> ApiResult<Respon
     let Some(digest) = single else {
         return Ok(accepted(&name, id, 0, StatusCode::ACCEPTED));
     };
-    match single_request(ctx, &name, id, &[digest], body).await {
+    // The session was created just now.
+    match single_request(ctx, &name, (id, now_ms()), &[digest], body).await {
         Ok(()) => {
             ctx.state
                 .blobs
@@ -224,7 +225,14 @@ pub(super) async fn finish(ctx: &Ctx, name: &str, id: &str, body: Body) -> ApiRe
     let upload = load(ctx, &name, id).await?;
     let result = if upload.size == 0 && upload.chunks.is_empty() {
         // The whole blob is in this request: no intermediate bookkeeping.
-        single_request(ctx, &name, upload.id, &digests, body).await
+        single_request(
+            ctx,
+            &name,
+            (upload.id, upload.updated_at_ms),
+            &digests,
+            body,
+        )
+        .await
     } else {
         append(ctx, &name, &upload, body).await?;
         commit_session(ctx, &name, upload.id, &digests).await
@@ -329,7 +337,8 @@ async fn append(ctx: &Ctx, name: &RepositoryName, upload: &Upload, body: Body) -
         .map_err(|e| ApiError::internal("resuming an upload's hash", &e))?;
     let key = paths::upload_chunk(upload.id);
     let _streaming = ctx.state.streaming_uploads.enter(upload.id);
-    let received = receive(ctx, body, &mut hasher, upload.id, &key, upload.size).await?;
+    let mut heartbeat = Heartbeat::new(ctx, upload.id, upload.updated_at_ms);
+    let received = receive(ctx, body, &mut hasher, &mut heartbeat, &key, upload.size).await?;
     if let Some(bytes) = declared.filter(|&bytes| bytes != received) {
         // A chunked body can end short of (or run past) the range it named.
         if received > 0 {
@@ -381,13 +390,13 @@ async fn receive(
     ctx: &Ctx,
     body: Body,
     hasher: &mut Hasher,
-    id: Uuid,
+    heartbeat: &mut Heartbeat<'_>,
     key: &Path,
     already: u64,
 ) -> ApiResult<u64> {
+    let id = heartbeat.id;
     let limits = &ctx.state.config.limits;
     let idle = Duration::from_secs(limits.body_idle_timeout_secs);
-    let mut heartbeat = Heartbeat::new(ctx, id);
     let mut stream = body.into_data_stream();
     let mut writer: Option<BlobWriter> = None;
     let mut received = 0u64;
@@ -467,28 +476,38 @@ async fn receive(
 struct Heartbeat<'a> {
     ctx: &'a Ctx,
     id: Uuid,
-    every: Duration,
-    last: std::time::Instant,
+    every_ms: i64,
+    /// When the session was last marked in use, by this request or before it.
+    last_ms: i64,
 }
 
 impl<'a> Heartbeat<'a> {
-    fn new(ctx: &'a Ctx, id: Uuid) -> Self {
+    /// For session `id`, last marked in use at `last_ms` (its `updated_at`):
+    /// a session idle for most of its TTL is marked at the first beat.
+    fn new(ctx: &'a Ctx, id: Uuid, last_ms: i64) -> Self {
+        let ttl_ms = ctx
+            .state
+            .config
+            .limits
+            .upload_session_ttl_secs
+            .saturating_mul(1000);
         Heartbeat {
             ctx,
             id,
-            every: Duration::from_secs(ctx.state.config.limits.upload_session_ttl_secs) / 4,
-            last: std::time::Instant::now(),
+            every_ms: i64::try_from(ttl_ms / 4).unwrap_or(i64::MAX),
+            last_ms,
         }
     }
 
     /// Marks the session in use if a quarter TTL passed; BLOB_UPLOAD_UNKNOWN
     /// if it is gone (cancelled, or swept by a server that missed a beat).
     async fn beat(&mut self) -> ApiResult<()> {
-        if self.last.elapsed() < self.every {
+        let now = now_ms();
+        if now.saturating_sub(self.last_ms) < self.every_ms {
             return Ok(());
         }
-        self.last = std::time::Instant::now();
-        match self.ctx.state.meta.touch_upload(self.id, now_ms()).await? {
+        self.last_ms = now;
+        match self.ctx.state.meta.touch_upload(self.id, now).await? {
             true => Ok(()),
             false => Err(ApiError::upload_unknown()),
         }
@@ -509,21 +528,22 @@ async fn gone_or(ctx: &Ctx, id: Uuid, error: ApiError) -> ApiError {
 async fn single_request(
     ctx: &Ctx,
     name: &RepositoryName,
-    id: Uuid,
+    (id, last_touched_ms): (Uuid, i64),
     digests: &[Digest],
     body: Body,
 ) -> ApiResult<()> {
     let mut hasher = Hasher::new(digests[0].algorithm());
     let key = paths::upload_chunk(id);
     let _streaming = ctx.state.streaming_uploads.enter(id);
-    let size = receive(ctx, body, &mut hasher, id, &key, 0).await?;
+    let mut heartbeat = Heartbeat::new(ctx, id, last_touched_ms);
+    let size = receive(ctx, body, &mut hasher, &mut heartbeat, &key, 0).await?;
     let chunks: Vec<String> = if size > 0 {
         vec![key.to_string()]
     } else {
         Vec::new()
     };
-    verify(ctx, digests, &hasher, &chunks).await?;
-    place(ctx, id, &digests[0], &chunks, size).await?;
+    verify(ctx, digests, &hasher, &chunks, &mut heartbeat).await?;
+    place(ctx, &digests[0], &chunks, size, &mut heartbeat).await?;
     if ctx
         .state
         .meta
@@ -555,8 +575,9 @@ async fn commit_session(
     let hasher = Hasher::restore(&upload.hash_state)
         .map_err(|e| ApiError::internal("resuming an upload's hash", &e))?;
     let chunks: Vec<String> = upload.chunks.iter().map(|c| c.object_key.clone()).collect();
-    verify(ctx, digests, &hasher, &chunks).await?;
-    place(ctx, id, &digests[0], &chunks, upload.size).await?;
+    let mut heartbeat = Heartbeat::new(ctx, id, upload.updated_at_ms);
+    verify(ctx, digests, &hasher, &chunks, &mut heartbeat).await?;
+    place(ctx, &digests[0], &chunks, upload.size, &mut heartbeat).await?;
     if ctx
         .state
         .meta
@@ -578,12 +599,13 @@ async fn verify(
     digests: &[Digest],
     hasher: &Hasher,
     chunks: &[String],
+    heartbeat: &mut Heartbeat<'_>,
 ) -> ApiResult<()> {
     for wanted in digests {
         let actual = if wanted.algorithm() == hasher.algorithm() {
             hasher.digest()
         } else {
-            rehash(ctx, wanted.algorithm(), chunks).await?
+            rehash(ctx, wanted.algorithm(), chunks, heartbeat).await?
         };
         if actual != *wanted {
             return Err(ApiError::new(
@@ -598,7 +620,12 @@ async fn verify(
     Ok(())
 }
 
-async fn rehash(ctx: &Ctx, algorithm: Algorithm, chunks: &[String]) -> ApiResult<Digest> {
+async fn rehash(
+    ctx: &Ctx,
+    algorithm: Algorithm,
+    chunks: &[String],
+    heartbeat: &mut Heartbeat<'_>,
+) -> ApiResult<Digest> {
     let mut hasher = Hasher::new(algorithm);
     for key in chunks {
         let mut stream = ctx
@@ -608,6 +635,7 @@ async fn rehash(ctx: &Ctx, algorithm: Algorithm, chunks: &[String]) -> ApiResult
             .await?;
         while let Some(bytes) = stream.try_next().await? {
             hasher.update(&bytes);
+            heartbeat.beat().await?;
         }
     }
     Ok(hasher.digest())
@@ -617,11 +645,12 @@ async fn rehash(ctx: &Ctx, algorithm: Algorithm, chunks: &[String]) -> ApiResult
 /// chunk, a verified concatenation for several, nothing if already stored.
 async fn place(
     ctx: &Ctx,
-    id: Uuid,
     digest: &Digest,
     chunks: &[String],
     size: u64,
+    heartbeat: &mut Heartbeat<'_>,
 ) -> ApiResult<()> {
+    let id = heartbeat.id;
     let blobs = &ctx.state.blobs;
     let target = paths::blob(digest);
     if ctx.state.meta.blob_anywhere(digest).await?.is_some() {
@@ -643,7 +672,6 @@ async fn place(
             let assembled = paths::upload_chunk(id);
             let mut writer = blobs.writer(&assembled).await?;
             let mut hasher = Hasher::new(digest.algorithm());
-            let mut heartbeat = Heartbeat::new(ctx, id);
             for key in many {
                 let mut stream = blobs.read(&Path::from(key.as_str()), None).await?;
                 while let Some(bytes) = stream.try_next().await? {
