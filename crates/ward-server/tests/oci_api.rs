@@ -1531,10 +1531,24 @@ async fn streaming_patch(
 ) {
     let loc = reg.start_upload("app").await;
     let id: uuid::Uuid = loc.rsplit('/').next().unwrap().parse().unwrap();
+    let (pieces, patch) = open_patch(reg, id, &loc).await;
+    (id, loc, pieces, patch)
+}
+
+/// Starts a PATCH into session `id` at `loc` whose body stays open, sends
+/// its first 1000 bytes and waits until the server is receiving them.
+async fn open_patch(
+    reg: &TestRegistry,
+    id: uuid::Uuid,
+    loc: &str,
+) -> (
+    futures::channel::mpsc::UnboundedSender<Result<Vec<u8>, std::io::Error>>,
+    tokio::task::JoinHandle<reqwest::Response>,
+) {
     let (pieces, body) = futures::channel::mpsc::unbounded();
     let patch = tokio::spawn(
         reg.client
-            .patch(&loc)
+            .patch(loc)
             .body(reqwest::Body::wrap_stream(body))
             .send(),
     );
@@ -1548,7 +1562,7 @@ async fn streaming_patch(
     })
     .await
     .expect("the server to start receiving the PATCH");
-    (id, loc, pieces, patch)
+    (pieces, patch)
 }
 
 both_backends!(
@@ -1610,16 +1624,7 @@ both_backends!(
         let loc = reg.start_upload("app").await;
         let id: uuid::Uuid = loc.rsplit('/').next().unwrap().parse().unwrap();
         assert!(state.meta.touch_upload(id, 1).await.unwrap());
-        let (pieces, body) = futures::channel::mpsc::unbounded();
-        let patch = reg
-            .client
-            .patch(&loc)
-            .body(reqwest::Body::wrap_stream(body))
-            .send();
-        let patch = tokio::spawn(async move { patch.await.unwrap() });
-        pieces
-            .unbounded_send(Ok::<_, std::io::Error>(vec![1u8; 1000]))
-            .unwrap();
+        let (pieces, patch) = open_patch(&reg, id, &loc).await;
         // Not a quarter TTL after the request started: at its first bytes.
         tokio::time::timeout(std::time::Duration::from_secs(30), async {
             while state.meta.upload(id).await.unwrap().unwrap().updated_at_ms == 1 {
