@@ -2,9 +2,11 @@
 //!
 //! Every [`AuditLog::record`] call sends its event into one bounded queue. A single
 //! writer task takes whatever is waiting (up to `batch_events_max`) and appends it to
-//! the store in one transaction ([`AuditStore::append_unsynced`]); a syncer task then
-//! makes the committed batches durable ([`AuditStore::sync`], one flush for every
-//! batch committed since the last) and only then answers each caller. The writer
+//! the store in one transaction ([`AuditStore::append_unsynced`]); a syncer on a
+//! blocking thread of its own then makes the committed batches durable
+//! ([`AuditStore::sync_blocking`] where the store has it, else [`AuditStore::sync`];
+//! one flush for every batch committed since the last) and only then answers each
+//! caller, from that thread: no task is woken to learn that a flush ended. The writer
 //! commits the next batch while the syncer flushes the last, so a request waits for
 //! about one commit and one flush rather than for a whole commit-and-flush in
 //! progress and then its own. A caller therefore learns its event is durable before
@@ -153,7 +155,9 @@ impl AuditLog {
             counters: counters.clone(),
             broken: broken.clone(),
         };
-        let syncer = tokio::spawn(syncer.run(committed_rx));
+        // A thread of its own: it waits on the flush, not on the runtime.
+        let runtime = tokio::runtime::Handle::current();
+        let syncer = tokio::task::spawn_blocking(move || syncer.run(committed_rx, &runtime));
         let writer = Writer {
             store,
             counters: counters.clone(),
@@ -291,13 +295,14 @@ struct Syncer<S> {
 }
 
 impl<S: AuditStore> Syncer<S> {
-    async fn run(self, mut rx: mpsc::Receiver<Committed>) {
+    /// Runs on a blocking thread until the writer is gone.
+    fn run(self, mut rx: mpsc::Receiver<Committed>, runtime: &tokio::runtime::Handle) {
         let mut batches = Vec::new();
-        while rx.recv_many(&mut batches, COMMITTED_BATCHES_MAX).await > 0 {
+        while rx.blocking_recv_many(&mut batches, COMMITTED_BATCHES_MAX) > 0 {
             // Every batch taken was committed before this flush starts.
             let flushed = match self.broken.get() {
                 Some(error) => Err(error.clone()),
-                None => self.store.sync().await.map_err(|e| {
+                None => self.flush(runtime).map_err(|e| {
                     let error = AuditError::Store(Arc::new(e));
                     let _ = self.broken.set(error.clone());
                     error
@@ -311,6 +316,13 @@ impl<S: AuditStore> Syncer<S> {
                     }
                 }
             }
+        }
+    }
+
+    fn flush(&self, runtime: &tokio::runtime::Handle) -> Result<(), S::Error> {
+        match self.store.sync_blocking() {
+            Some(flushed) => flushed,
+            None => runtime.block_on(self.store.sync()),
         }
     }
 

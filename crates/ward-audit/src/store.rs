@@ -225,6 +225,15 @@ pub trait AuditStore: Send + Sync + 'static {
         std::future::ready(Ok(()))
     }
 
+    /// [`sync`](AuditStore::sync) as a blocking call, for a store whose flush is
+    /// a system call anyway: the log's syncer flushes on a thread of its own and
+    /// answers the callers from there, rather than handing every flush to a
+    /// blocking thread and waking a task when it returns. `None` (the default):
+    /// the syncer runs `sync` instead.
+    fn sync_blocking(&self) -> Option<Result<(), Self::Error>> {
+        None
+    }
+
     /// The current head (from the head table).
     fn head(&self) -> impl Future<Output = Result<ChainHead, Self::Error>> + Send;
 

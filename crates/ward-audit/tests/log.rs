@@ -151,7 +151,17 @@ async fn a_store_failure_fails_every_caller_of_the_batch_and_stores_nothing() {
 
 #[tokio::test]
 async fn every_answer_waits_for_the_flush_that_makes_its_event_durable() {
+    answers_wait_for_their_flush(false).await;
+}
+
+#[tokio::test]
+async fn every_answer_waits_for_the_blocking_flush_that_makes_its_event_durable() {
+    answers_wait_for_their_flush(true).await;
+}
+
+async fn answers_wait_for_their_flush(blocking: bool) {
     let store = MemoryStore::new();
+    store.blocking_syncs.store(blocking, Ordering::SeqCst);
     let (log, _writer) = AuditLog::start(store.clone(), config(8)).await.unwrap();
     let callers: Vec<_> = (0..16)
         .map(|task| {
@@ -174,11 +184,27 @@ async fn every_answer_waits_for_the_flush_that_makes_its_event_durable() {
     }
     assert_eq!(store.durable(), 400);
     assert_eq!(log.stats().head.unwrap().size, 400);
+    let blocking_syncs = store.blocking_syncs_done.load(Ordering::SeqCst);
+    assert_eq!(
+        blocking_syncs > 0,
+        blocking,
+        "{blocking_syncs} blocking syncs"
+    );
 }
 
 #[tokio::test]
 async fn a_failed_flush_fails_its_callers_and_every_later_one() {
+    a_failed_flush_is_final(false).await;
+}
+
+#[tokio::test]
+async fn a_failed_blocking_flush_fails_its_callers_and_every_later_one() {
+    a_failed_flush_is_final(true).await;
+}
+
+async fn a_failed_flush_is_final(blocking: bool) {
     let store = MemoryStore::new();
+    store.blocking_syncs.store(blocking, Ordering::SeqCst);
     let (log, _writer) = AuditLog::start(store.clone(), config(8)).await.unwrap();
     log.record(event(0)).await.unwrap();
 

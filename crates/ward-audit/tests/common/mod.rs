@@ -37,6 +37,10 @@ pub struct MemoryStore {
     pub fail_reads: AtomicBool,
     /// When set, syncs fail (and make nothing durable).
     pub fail_syncs: AtomicBool,
+    /// When set, the store offers [`AuditStore::sync_blocking`].
+    pub blocking_syncs: AtomicBool,
+    /// Calls of `sync_blocking` that flushed (or failed to).
+    pub blocking_syncs_done: AtomicUsize,
     /// The largest batch the store asks for; 0 for no limit.
     pub batch_hint: AtomicUsize,
     /// Appends wait for a permit here when gating is on.
@@ -60,6 +64,8 @@ impl MemoryStore {
             fail_appends: AtomicBool::new(false),
             fail_reads: AtomicBool::new(false),
             fail_syncs: AtomicBool::new(false),
+            blocking_syncs: AtomicBool::new(false),
+            blocking_syncs_done: AtomicUsize::new(0),
             batch_hint: AtomicUsize::new(0),
             gate: Semaphore::new(0),
             gated: AtomicBool::new(false),
@@ -112,6 +118,15 @@ impl MemoryStore {
         edit(&mut self.state.lock().unwrap().records);
     }
 
+    fn flush(&self) -> Result<(), MemoryError> {
+        if self.fail_syncs.load(Ordering::SeqCst) {
+            return Err(MemoryError("fsync failed".into()));
+        }
+        let mut state = self.state.lock().unwrap();
+        state.durable = state.records.len();
+        Ok(())
+    }
+
     fn check_reads(&self) -> Result<(), MemoryError> {
         if self.fail_reads.load(Ordering::SeqCst) {
             return Err(MemoryError("reads are failing".into()));
@@ -135,12 +150,15 @@ impl AuditStore for MemoryStore {
     }
 
     async fn sync(&self) -> Result<(), MemoryError> {
-        if self.fail_syncs.load(Ordering::SeqCst) {
-            return Err(MemoryError("fsync failed".into()));
+        self.flush()
+    }
+
+    fn sync_blocking(&self) -> Option<Result<(), MemoryError>> {
+        if !self.blocking_syncs.load(Ordering::SeqCst) {
+            return None;
         }
-        let mut state = self.state.lock().unwrap();
-        state.durable = state.records.len();
-        Ok(())
+        self.blocking_syncs_done.fetch_add(1, Ordering::SeqCst);
+        Some(self.flush())
     }
 
     async fn append_unsynced(&self, batch: &EventBatch) -> Result<Vec<AuditRecord>, MemoryError> {

@@ -223,6 +223,17 @@ impl WalFlusher {
     }
 }
 
+impl MetaStore {
+    /// The write-ahead log that audit commits leave unflushed, if any (SQLite
+    /// on a file; PostgreSQL commits are durable).
+    fn unflushed_wal(&self) -> Option<&Arc<WalFlusher>> {
+        match &self.backend {
+            Backend::Sqlite { append, .. } => append.wal.as_ref(),
+            Backend::Postgres(_) => None,
+        }
+    }
+}
+
 /// Rows leave `UNNEST` in array order; `ORDER BY seq` makes the order the chain
 /// trigger checks explicit.
 const EVENTS_INSERT_POSTGRES: &str = "INSERT INTO audit_events \
@@ -298,13 +309,17 @@ impl AuditStore for MetaStore {
     }
 
     async fn sync(&self) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite { append, .. } => match &append.wal {
-                Some(wal) => flush_wal(wal.clone()).await,
-                None => Ok(()),
-            },
-            Backend::Postgres(_) => Ok(()),
+        match self.unflushed_wal() {
+            Some(wal) => flush_wal(wal.clone()).await,
+            None => Ok(()),
         }
+    }
+
+    fn sync_blocking(&self) -> Option<Result<(), StoreError>> {
+        Some(match self.unflushed_wal() {
+            Some(wal) => wal.flush().map_err(StoreError::Flush),
+            None => Ok(()),
+        })
     }
 
     async fn head(&self) -> Result<ChainHead, StoreError> {
@@ -949,8 +964,8 @@ mod tests {
         let Backend::Sqlite { append, .. } = &store.backend else {
             unreachable!("a SQLite store")
         };
-        let wal = append.wal.clone().unwrap();
-        let wal = wal.path();
+        let flusher = append.wal.clone().unwrap();
+        let wal = flusher.path();
         assert!(wal.ends_with("ward.db-wal"), "{}", wal.display());
         assert_eq!(writer_synchronous(&store).await, 2);
 
@@ -967,7 +982,17 @@ mod tests {
             "every other write on the connection still flushes at its commit"
         );
         assert!(wal.exists());
-        store.sync().await.unwrap();
+        assert!(
+            flusher.open.lock().unwrap().is_none(),
+            "nothing flushed yet"
+        );
+        // The audit log's syncer flushes on a thread of its own, through the
+        // same flusher.
+        assert!(matches!(store.sync_blocking(), Some(Ok(()))));
+        assert!(
+            flusher.open.lock().unwrap().is_some(),
+            "the log was flushed"
+        );
 
         // A stale remembered head: the command fails after `NORMAL`, and the
         // locked way that follows must leave the connection at `FULL`.
