@@ -614,33 +614,6 @@ fn every_byte_prefix_is_safe() {
     }
 }
 
-/// Scans every file under `WARD_PICKLE_DIR` and prints its findings and throughput:
-/// a check against pickles written by a real Python, and a benchmark.
-#[test]
-#[ignore = "needs WARD_PICKLE_DIR"]
-fn files_from_env() {
-    let dir = std::env::var("WARD_PICKLE_DIR").unwrap();
-    for (path, report) in Scanner::default().scan_path(std::path::Path::new(&dir)) {
-        let start = std::time::Instant::now();
-        let again = Scanner::default().scan(&mut std::fs::File::open(&path).unwrap());
-        let secs = start.elapsed().as_secs_f64();
-        assert_eq!(report, again);
-        let mib = report.bytes_scanned as f64 / (1 << 20) as f64;
-        println!(
-            "{} {} {mib:.1} MiB {:.0} MiB/s",
-            path.display(),
-            report.format,
-            mib / secs
-        );
-        for f in &report.findings {
-            println!("  {} {} {} @{}", f.severity, f.rule, f.message, f.location);
-        }
-        for u in &report.unreadable {
-            println!("  unreadable {} @{}", u.reason, u.location);
-        }
-    }
-}
-
 #[test]
 fn strings_over_budget_are_not_names() {
     let long = "m".repeat(40);
