@@ -155,7 +155,9 @@ impl AuditLog {
             counters: counters.clone(),
             broken: broken.clone(),
         };
-        // A thread of its own: it waits on the flush, not on the runtime.
+        // A thread of its own: it waits on the flush, not on the runtime. It
+        // runs for the log's whole life, so a test with a paused clock
+        // (`tokio::time::pause`) would never see time advance by itself.
         let runtime = tokio::runtime::Handle::current();
         let syncer = tokio::task::spawn_blocking(move || syncer.run(committed_rx, &runtime));
         let writer = Writer {

@@ -229,7 +229,9 @@ pub trait AuditStore: Send + Sync + 'static {
     /// a system call anyway: the log's syncer flushes on a thread of its own and
     /// answers the callers from there, rather than handing every flush to a
     /// blocking thread and waking a task when it returns. `None` (the default):
-    /// the syncer runs `sync` instead.
+    /// the syncer runs `sync` instead, with `Handle::block_on` on its thread,
+    /// so a store whose `sync` needs the runtime's timers or I/O should
+    /// implement this method rather than rely on that.
     fn sync_blocking(&self) -> Option<Result<(), Self::Error>> {
         None
     }

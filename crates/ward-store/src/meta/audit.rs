@@ -119,7 +119,8 @@ fn sqlite_events_insert(rows: usize) -> String {
 /// `BEGIN IMMEDIATE`, the inserts (`10 * rows` parameters), the head update
 /// (two more: size and hash) and `COMMIT`. With [`Flush::Later`] the command
 /// is wrapped in `PRAGMA synchronous = NORMAL` … `FULL`, so that this commit,
-/// and no other on the writer connection, leaves its flush to [`flush_wal`].
+/// and no other on the writer connection, leaves its flush to the next
+/// [`WalFlusher::flush`] (the audit log's syncer, through `sync_blocking`).
 fn sqlite_batch_append(rows: usize, flush: Flush) -> String {
     let mut sql = String::new();
     if flush == Flush::Later {
@@ -160,11 +161,19 @@ async fn flush_wal(wal: Arc<WalFlusher>) -> Result<(), StoreError> {
 /// The first failure is final: after a failed flush the kernel may have
 /// dropped pages it could not write, so no later flush can vouch for the
 /// commits before it. The server must restart.
+///
+/// Flushes run one at a time. The handle is shared, and the kernel tells a
+/// write-back error to one flush of it only: a second flush running beside
+/// the failing one could return success for the lost frames before the
+/// failure is recorded.
 #[derive(Debug)]
 pub(super) struct WalFlusher {
     path: PathBuf,
     /// The log as last opened, and which file it was.
     open: Mutex<Option<(Arc<std::fs::File>, FileId)>>,
+    /// Held for the whole of a flush, from the check of `failed` to recording
+    /// a failure.
+    flushing: Mutex<()>,
     /// Why the first failed flush failed.
     failed: std::sync::OnceLock<String>,
 }
@@ -177,6 +186,7 @@ impl WalFlusher {
         WalFlusher {
             path,
             open: Mutex::default(),
+            flushing: Mutex::default(),
             failed: std::sync::OnceLock::new(),
         }
     }
@@ -187,7 +197,8 @@ impl WalFlusher {
         &self.path
     }
 
-    fn flush(&self) -> std::io::Result<()> {
+    pub(super) fn flush(&self) -> std::io::Result<()> {
+        let _one_at_a_time = self.flushing.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(first) = self.failed.get() {
             return Err(std::io::Error::other(format!(
                 "an earlier flush of the write-ahead log failed ({first}); restart the server"
@@ -480,7 +491,8 @@ pub(super) struct SqliteAppendState {
     head: Mutex<Option<ChainHead>>,
     /// `Some` when the database is a file whose commits are configured to be
     /// durable (`synchronous = FULL`): then [`AuditStore::append_unsynced`] commits
-    /// with `synchronous = NORMAL` and [`AuditStore::sync`] flushes this file.
+    /// with `synchronous = NORMAL` and [`AuditStore::sync`] and
+    /// [`AuditStore::sync_blocking`] flush this file.
     wal: Option<Arc<WalFlusher>>,
 }
 
@@ -1071,6 +1083,36 @@ mod tests {
             .await
             .expect_err("the first failure is final");
         assert!(error.to_string().contains("restart the server"), "{error}");
+    }
+
+    /// A flush that starts while another is failing reports the failure:
+    /// it must not flush the shared handle, which the kernel would answer
+    /// with success after telling the first flush of the lost write-back.
+    #[test]
+    fn a_flush_beside_a_failing_one_reports_its_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ward.db-wal");
+        std::fs::write(&path, b"frames").unwrap();
+        let flusher = Arc::new(WalFlusher::new(path));
+        // The first flush is under way (it holds the flush) ...
+        let first = flusher.flushing.lock().unwrap();
+        let (started, starting) = std::sync::mpsc::channel();
+        let second = std::thread::spawn({
+            let flusher = flusher.clone();
+            move || {
+                started.send(()).unwrap();
+                flusher.flush()
+            }
+        });
+        starting.recv().unwrap();
+        // ... and fails while the second one has started.
+        flusher.failed.set("EIO".to_owned()).unwrap();
+        drop(first);
+        let error = second
+            .join()
+            .unwrap()
+            .expect_err("the second flush must not call the lost frames durable");
+        assert!(error.to_string().contains("EIO"), "{error}");
     }
 
     #[tokio::test]
