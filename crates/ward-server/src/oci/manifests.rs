@@ -11,7 +11,9 @@ use ward_core::manifest::{self, ParsedManifest};
 use ward_core::media;
 use ward_core::name::{NameError, Reference, RepositoryName, Tag};
 use ward_core::{Digest, ErrorCode};
-use ward_store::meta::{ManifestMeta, NewManifest, PutManifestOutcome, TagProtection};
+use ward_store::meta::{
+    DeleteManifestOutcome, ManifestMeta, NewManifest, PutManifestOutcome, TagProtection,
+};
 
 use crate::access::snapshot::Snapshot;
 use crate::audit;
@@ -367,31 +369,56 @@ async fn refuse_protected(
     Ok(ApiError::new(ErrorCode::Denied, reason.to_owned()))
 }
 
+/// Refuses to delete `tag`, or the manifest it points at, under `rule`.
+async fn refuse_delete_protected(
+    ctx: &Ctx,
+    name: &RepositoryName,
+    tag: &Tag,
+    rule: &str,
+) -> ApiResult<ApiError> {
+    let reason = format!(
+        "tag {tag} in {name} is immutable under rule {rule}; neither the tag nor the manifest it points at may be deleted"
+    );
+    refuse_protected(ctx, name, "delete", &reason).await
+}
+
 /// `DELETE /v2/<name>/manifests/<reference>`: a tag removes only the tag; a
 /// digest removes the manifest and every tag pointing at it.
 pub(super) async fn delete(ctx: &Ctx, name: &str, reference: &str) -> ApiResult<Response> {
     require_delete_enabled(ctx)?;
     let name = ctx.repository(name)?;
     let reference = existing_reference(&name, reference)?;
-    // An immutable tag may not be deleted, nor the manifest it points at.
-    let protected_tags = match &reference {
-        Reference::Tag(t) => vec![t.clone()],
-        Reference::Digest(d) => (ctx.state.meta.tags_of(&name, d).await?.iter())
-            .filter_map(|t| Tag::parse(t).ok())
-            .collect(),
-    };
+    // An immutable tag may not be deleted, nor the manifest it points at. A
+    // tag's protection depends on its name only; a manifest's tags are checked
+    // by the store in the deleting transaction, so a tag pushed meanwhile is
+    // not deleted unchecked.
     let snapshot = ctx.state.access.snapshot();
-    for tag in &protected_tags {
-        if let Some(rule) = Protection(&snapshot).protecting_rule(&name, tag) {
-            let reason = format!(
-                "tag {tag} in {name} is immutable under rule {rule}; neither the tag nor the manifest it points at may be deleted"
-            );
-            return Err(refuse_protected(ctx, &name, "delete", &reason).await?);
+    let protection = Protection(&snapshot);
+    let protected = match &reference {
+        Reference::Tag(t) => protection
+            .protecting_rule(&name, t)
+            .map(|rule| (t.clone(), rule)),
+        Reference::Digest(_) => None,
+    };
+    let deleted = match (&reference, protected) {
+        (_, Some((tag, rule))) => {
+            return Err(refuse_delete_protected(ctx, &name, &tag, &rule).await?);
         }
-    }
-    let deleted = match &reference {
-        Reference::Tag(t) => ctx.state.meta.delete_tag(&name, t).await?,
-        Reference::Digest(d) => ctx.state.meta.delete_manifest(&name, d).await?,
+        (Reference::Tag(t), None) => ctx.state.meta.delete_tag(&name, t).await?,
+        (Reference::Digest(d), None) => {
+            match ctx
+                .state
+                .meta
+                .delete_manifest(&name, d, &protection)
+                .await?
+            {
+                DeleteManifestOutcome::Deleted => true,
+                DeleteManifestOutcome::Unknown => false,
+                DeleteManifestOutcome::TagProtected { tag, rule } => {
+                    return Err(refuse_delete_protected(ctx, &name, &tag, &rule).await?);
+                }
+            }
+        }
     };
     if deleted {
         let mut event = audit::event(EventType::Delete, Some(&ctx.caller), &ctx.headers)

@@ -30,7 +30,8 @@ pub use auth::{
     StoredImmutabilityRule, StoredPolicy, StoredRoleBinding, User,
 };
 pub use registry::{
-    ManifestMeta, NewManifest, PutManifestOutcome, Referrer, RepositoryPage, TagProtection,
+    DeleteManifestOutcome, ManifestMeta, NewManifest, PutManifestOutcome, Referrer, RepositoryPage,
+    TagProtection,
 };
 pub use scan::{Quarantine, QuarantineSource, ScanJob, StoredScan};
 pub use uploads::{NewUpload, Upload, UploadChunk};

@@ -77,6 +77,22 @@ pub enum PutManifestOutcome {
     },
 }
 
+/// The result of deleting a manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeleteManifestOutcome {
+    /// Deleted, with every tag that pointed at it.
+    Deleted,
+    /// The repository has no such manifest.
+    Unknown,
+    /// Nothing deleted: a protected tag points at it.
+    TagProtected {
+        /// The tag.
+        tag: Tag,
+        /// The rule protecting it.
+        rule: String,
+    },
+}
+
 /// One entry of a referrers listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Referrer {
@@ -535,26 +551,73 @@ impl MetaStore {
         Ok(content.map(Bytes::from))
     }
 
-    /// Deletes manifest `digest` and every tag pointing at it; returns whether it existed.
+    /// Deletes manifest `digest` and every tag pointing at it, unless one of
+    /// those tags is protected. The tags are read in the deleting transaction,
+    /// after the manifest is locked, so a tag added by a concurrent push is
+    /// either seen or waits for the delete (and then fails for want of the
+    /// manifest): it is never deleted unchecked.
     pub async fn delete_manifest(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
-    ) -> Result<bool, StoreError> {
+        protection: &dyn TagProtection,
+    ) -> Result<DeleteManifestOutcome, StoreError> {
         let change = ResolutionChange::begin(self);
-        let done = on_writer!(self, |pool| {
-            sqlx::query(
-                "DELETE FROM manifests WHERE digest = $2 AND repository_id = \
-                 (SELECT id FROM repositories WHERE name = $1)",
-            )
-            .bind(repository.as_str())
-            .bind(digest.to_string())
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
-        });
+        let outcome = self
+            .delete_manifest_uncached(repository, digest, protection)
+            .await;
         change.finish();
-        Ok(done? > 0)
+        outcome
+    }
+
+    async fn delete_manifest_uncached(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        protection: &dyn TagProtection,
+    ) -> Result<DeleteManifestOutcome, StoreError> {
+        let digest = digest.to_string();
+        on_writer!(self, |pool, pg| {
+            let mut tx = pool.begin().await?;
+            // SQLite: the one writer connection already keeps other writes out.
+            let lock = if pg {
+                "SELECT m.repository_id FROM manifests m JOIN repositories r ON r.id = m.repository_id \
+                 WHERE r.name = $1 AND m.digest = $2 FOR UPDATE OF m"
+            } else {
+                "SELECT m.repository_id FROM manifests m JOIN repositories r ON r.id = m.repository_id \
+                 WHERE r.name = $1 AND m.digest = $2"
+            };
+            let repo_id: Option<i64> = sqlx::query_scalar(lock)
+                .bind(repository.as_str())
+                .bind(&digest)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(repo_id) = repo_id else {
+                return Ok(DeleteManifestOutcome::Unknown);
+            };
+            let tags: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM tags WHERE repository_id = $1 AND digest = $2",
+            )
+            .bind(repo_id)
+            .bind(&digest)
+            .fetch_all(&mut *tx)
+            .await?;
+            for name in tags {
+                let tag = Tag::parse(&name).map_err(|e| {
+                    StoreError::Corrupt(format!("tag {name:?} of {repository}: {e}"))
+                })?;
+                if let Some(rule) = protection.protecting_rule(repository, &tag) {
+                    return Ok(DeleteManifestOutcome::TagProtected { tag, rule });
+                }
+            }
+            sqlx::query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
+                .bind(repo_id)
+                .bind(&digest)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(DeleteManifestOutcome::Deleted)
+        })
     }
 
     /// Removes a tag (the manifest stays); returns whether it existed.
