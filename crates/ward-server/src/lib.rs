@@ -524,19 +524,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 /// SQLite database: it keeps manifest resolutions in memory and drops them on
 /// its own writes, which another process's writes would leave stale. The
 /// kernel releases the lock when the process ends, however it ends.
+///
+/// The lock sits beside the file SQLite opens, symbolic links resolved, so
+/// that servers naming one database through different links share it.
 fn lock_sqlite(config: &Config) -> Result<Option<std::fs::File>, StartError> {
     let Some(database) = MetaStore::sqlite_file(&config.database_url())? else {
         return Ok(None);
     };
-    let mut lock = database.clone().into_os_string();
-    lock.push(".lock");
-    let lock = std::path::PathBuf::from(lock);
-    if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
             path: dir.to_owned(),
             source,
         })?;
     }
+    // A database not created yet has no link to resolve.
+    let mut lock = std::fs::canonicalize(&database)
+        .unwrap_or_else(|_| database.clone())
+        .into_os_string();
+    lock.push(".lock");
+    let lock = std::path::PathBuf::from(lock);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -256,6 +256,29 @@ async fn one_server_per_sqlite_database() {
         "{refused}"
     );
     assert!(refused.contains("use PostgreSQL"), "{refused}");
+    // Nor through a symbolic link to the database file.
+    let links = tempfile::tempdir().unwrap();
+    let link = links.path().join("linked.db");
+    let database = reg.dir.path().join("ward.db");
+    assert_eq!(
+        reg.config.database_url(),
+        ward_store::testing::sqlite_url(reg.dir.path())
+    );
+    assert!(database.is_file());
+    std::os::unix::fs::symlink(&database, &link).unwrap();
+    let mut linked = second.clone();
+    linked.database_url = format!("sqlite://{}", link.display());
+    match ward_server::start(linked).await {
+        Ok(running) => {
+            running.stop().await;
+            panic!("a second server started on the same database through a link");
+        }
+        Err(e) => assert!(
+            e.to_string()
+                .contains("another ward serve is using the database"),
+            "{e}"
+        ),
+    }
     // The lock goes with the server that held it (the data stays).
     let mut reg = reg;
     reg.running.take().unwrap().stop().await;
