@@ -394,31 +394,25 @@ pub(super) async fn delete(ctx: &Ctx, name: &str, reference: &str) -> ApiResult<
     // not deleted unchecked.
     let snapshot = ctx.state.access.snapshot();
     let protection = Protection(&snapshot);
-    let protected = match &reference {
-        Reference::Tag(t) => protection
-            .protecting_rule(&name, t)
-            .map(|rule| (t.clone(), rule)),
-        Reference::Digest(_) => None,
-    };
-    let deleted = match (&reference, protected) {
-        (_, Some((tag, rule))) => {
-            return Err(refuse_delete_protected(ctx, &name, &tag, &rule).await?);
-        }
-        (Reference::Tag(t), None) => ctx.state.meta.delete_tag(&name, t).await?,
-        (Reference::Digest(d), None) => {
-            match ctx
-                .state
-                .meta
-                .delete_manifest(&name, d, &protection)
-                .await?
-            {
-                DeleteManifestOutcome::Deleted => true,
-                DeleteManifestOutcome::Unknown => false,
-                DeleteManifestOutcome::TagProtected { tag, rule } => {
-                    return Err(refuse_delete_protected(ctx, &name, &tag, &rule).await?);
-                }
+    let deleted = match &reference {
+        Reference::Tag(t) => {
+            if let Some(rule) = protection.protecting_rule(&name, t) {
+                return Err(refuse_delete_protected(ctx, &name, t, &rule).await?);
             }
+            ctx.state.meta.delete_tag(&name, t).await?
         }
+        Reference::Digest(d) => match ctx
+            .state
+            .meta
+            .delete_manifest(&name, d, &protection)
+            .await?
+        {
+            DeleteManifestOutcome::Deleted => true,
+            DeleteManifestOutcome::Unknown => false,
+            DeleteManifestOutcome::TagProtected { tag, rule } => {
+                return Err(refuse_delete_protected(ctx, &name, &tag, &rule).await?);
+            }
+        },
     };
     if deleted {
         let mut event = audit::event(EventType::Delete, Some(&ctx.caller), &ctx.headers)
