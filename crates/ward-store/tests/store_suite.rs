@@ -11,7 +11,7 @@ use ward_core::name::{Reference, RepositoryName, Tag};
 use ward_store::meta::{
     DeleteManifestOutcome, NewManifest, NewUpload, PutManifestOutcome, TagProtection, UploadChunk,
 };
-use ward_store::{MetaStore, testing};
+use ward_store::{MetaStore, MetaStoreOptions, testing};
 
 /// Generates `mod $name { sqlite(); postgres(); }` running `$body(store)`.
 macro_rules! both_backends {
@@ -231,6 +231,34 @@ both_backends!(
     }
 );
 
+/// Takes SQLite's write lock on a second connection, starts deleting tag
+/// `t` and drops that future while it waits for the lock; returns the
+/// connection holding the lock (still in its transaction).
+async fn abandon_untag_behind_a_lock(
+    store: &MetaStore,
+    url: &str,
+    r: &RepositoryName,
+    t: &str,
+) -> sqlx::SqliteConnection {
+    use sqlx::Connection as _;
+    let mut locker = sqlx::SqliteConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let untag = tag(t);
+    let mut delete = Box::pin(store.delete_tag(r, &untag));
+    for _ in 0..64 {
+        assert!(
+            futures::poll!(&mut delete).is_pending(),
+            "the write lock is held"
+        );
+        tokio::task::yield_now().await;
+    }
+    drop(delete);
+    locker
+}
+
 /// A change whose future is dropped part-way (a client gone, a timeout) may
 /// still commit: its statement is already on SQLite's writer thread. Here a
 /// second connection holds the write lock, so a tag deletion waits there; its
@@ -238,7 +266,6 @@ both_backends!(
 /// must then be gone for the store's remembered resolutions too.
 #[tokio::test]
 async fn a_change_that_lands_after_its_future_is_dropped_leaves_nothing_stale() {
-    use sqlx::Connection as _;
     let dir = tempfile::tempdir().unwrap();
     let url = testing::sqlite_url(dir.path());
     let store = testing::sqlite_store(dir.path()).await;
@@ -256,21 +283,7 @@ async fn a_change_that_lands_after_its_future_is_dropped_leaves_nothing_stale() 
     let remembered = store.resolve_manifest(&r, &v1).await.unwrap();
     assert_eq!(remembered.map(|m| m.digest), Some(d1));
 
-    let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut locker)
-        .await
-        .unwrap();
-    let untag = tag("v1");
-    let mut delete = Box::pin(store.delete_tag(&r, &untag));
-    for _ in 0..64 {
-        assert!(
-            futures::poll!(&mut delete).is_pending(),
-            "the write lock is held"
-        );
-        tokio::task::yield_now().await;
-    }
-    drop(delete);
+    let mut locker = abandon_untag_behind_a_lock(&store, &url, &r, "v1").await;
     // Still stored, while the abandoned deletion waits for the lock.
     let meanwhile = store.resolve_manifest(&r, &v1).await.unwrap();
     assert_eq!(meanwhile.map(|m| m.digest), Some(d1));
@@ -290,6 +303,63 @@ async fn a_change_that_lands_after_its_future_is_dropped_leaves_nothing_stale() 
         let resolved = store.resolve_manifest(&r, &v1).await.unwrap();
         assert_eq!(resolved.map(|m| m.digest), stored);
     }
+}
+
+/// The abandoned change's settling waits for the writer connection, and may
+/// wait longer than a pool allows (other writes queued ahead, a lock held by
+/// another process). It must keep waiting: a cache that gave up would stay
+/// off until a restart.
+#[tokio::test]
+async fn an_abandoned_change_settles_even_after_the_writer_wait_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = testing::sqlite_url(dir.path());
+    let store = MetaStore::connect(
+        &url,
+        &MetaStoreOptions {
+            pool_wait_max: std::time::Duration::from_millis(300),
+            ..MetaStoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let r = repo("app");
+    let v1 = Reference::Tag(tag("v1"));
+    link(&store, &r, &[blob(1)]).await;
+    put(
+        &store,
+        &r,
+        &image_manifest(blob(1), &[], ""),
+        &[tag("v1")],
+        &(),
+    )
+    .await;
+
+    let mut locker = abandon_untag_behind_a_lock(&store, &url, &r, "v1").await;
+    assert_eq!(store.resolutions_unsettled(), 1);
+    // Two writes that give up waiting for the writer: the settling task
+    // started waiting before the first, so its own wait timed out too.
+    for _ in 0..2 {
+        assert!(store.link_blob(&r, &blob(2), 6).await.is_err());
+    }
+    assert_eq!(store.resolutions_unsettled(), 1);
+    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
+    // Each write below takes its turn on the writer behind the settling task.
+    let mut writes = 0;
+    while store.resolutions_unsettled() > 0 && writes < 50 {
+        let _ = store.link_blob(&r, &blob(2), 6).await;
+        writes += 1;
+    }
+    assert_eq!(
+        store.resolutions_unsettled(),
+        0,
+        "settled after {writes} writes"
+    );
+    let tagged: i64 = sqlx::query_scalar("SELECT count(*) FROM tags WHERE name = 'v1'")
+        .fetch_one(&mut locker)
+        .await
+        .unwrap();
+    let resolved = store.resolve_manifest(&r, &v1).await.unwrap();
+    assert_eq!(resolved.is_some(), tagged > 0);
 }
 
 both_backends!(

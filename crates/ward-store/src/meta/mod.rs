@@ -70,6 +70,9 @@ pub struct MetaStoreOptions {
     /// 0 keeps none. SQLite only: a PostgreSQL database is shared by servers
     /// whose changes this one would not see (`resolutions` module).
     pub resolution_cache_entries: usize,
+    /// How long a statement waits for a pooled connection (on SQLite, writes
+    /// wait here for the one writer) before it fails.
+    pub pool_wait_max: Duration,
 }
 
 impl Default for MetaStoreOptions {
@@ -79,6 +82,7 @@ impl Default for MetaStoreOptions {
             sqlite_busy_timeout: Duration::from_secs(10),
             sqlite_sync_every_commit: true,
             resolution_cache_entries: 10_000,
+            pool_wait_max: Duration::from_secs(30),
         }
     }
 }
@@ -227,11 +231,13 @@ impl MetaStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
+            .acquire_timeout(options.pool_wait_max)
             .connect_with(connect.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.connections_max.max(1))
             .test_before_acquire(false)
+            .acquire_timeout(options.pool_wait_max)
             .connect_with(connect.clone().read_only(true))
             .await?;
         // Audit appends leave their flush to one shared flush of the log
@@ -267,6 +273,7 @@ impl MetaStore {
         let connect = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(options.connections_max.max(2))
+            .acquire_timeout(options.pool_wait_max)
             .connect_with(connect)
             .await?;
         Ok(MetaStore {
@@ -281,6 +288,15 @@ impl MetaStore {
             Backend::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
         }
         Ok(())
+    }
+
+    /// Changes to tags or manifests abandoned half-way whose outcome the
+    /// store does not know yet. While there are any, manifest resolutions are
+    /// not answered from memory (`resolutions` module).
+    pub fn resolutions_unsettled(&self) -> usize {
+        self.resolutions
+            .as_ref()
+            .map_or(0, |cache| cache.unsettled())
     }
 
     /// `"sqlite"` or `"postgres"`.

@@ -101,7 +101,16 @@ impl ResolutionCache {
         self.invalidate();
         self.unsettled.fetch_sub(1, Ordering::AcqRel);
     }
+
+    /// Abandoned changes not settled yet.
+    pub(crate) fn unsettled(&self) -> usize {
+        self.unsettled.load(Ordering::Acquire)
+    }
 }
+
+/// How long a settling cache waits before asking the writer pool again
+/// after an error other than a timeout.
+const SETTLE_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A change to tags or manifests in progress. [`ResolutionChange::finish`]
 /// drops the cache once the change is done; dropped unfinished, the change
@@ -140,8 +149,17 @@ impl Drop for ResolutionChange<'_> {
         // Without a runtime the cache stays unsettled: slower, never stale.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if writer.acquire().await.is_ok() {
-                    cache.settled();
+                loop {
+                    match writer.acquire().await {
+                        Ok(_) => return cache.settled(),
+                        // Shutting down: nothing will answer from the cache again.
+                        Err(_) if writer.is_closed() => return,
+                        // Still queued behind other writes: a cache that gave
+                        // up here would stay off until a restart.
+                        Err(sqlx::Error::PoolTimedOut) => {}
+                        // Reconnecting failed; try again without spinning.
+                        Err(_) => tokio::time::sleep(SETTLE_RETRY_PAUSE).await,
+                    }
                 }
             });
         }
