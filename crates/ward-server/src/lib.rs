@@ -110,7 +110,9 @@ pub enum StartError {
 }
 
 /// Opens the stores a configuration names, applying database migrations.
-pub async fn open(config: Config) -> Result<AppState, StartError> {
+/// Private: the SQLite store it builds remembers manifest resolutions, which
+/// is only safe under the database lock that [`start`] takes first.
+async fn open(config: Config) -> Result<AppState, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -537,9 +539,11 @@ fn lock_sqlite(config: &Config) -> Result<Option<std::fs::File>, StartError> {
             source,
         })?;
     }
-    // A database not created yet has no link to resolve.
-    let mut lock = std::fs::canonicalize(&database)
-        .unwrap_or_else(|_| database.clone())
+    let mut lock = resolve_links(&database)
+        .map_err(|source| StartError::DataDir {
+            path: database.clone(),
+            source,
+        })?
         .into_os_string();
     lock.push(".lock");
     let lock = std::path::PathBuf::from(lock);
@@ -561,9 +565,74 @@ fn lock_sqlite(config: &Config) -> Result<Option<std::fs::File>, StartError> {
     }
 }
 
+/// The file a path names once every symbolic link on the way is followed,
+/// like `canonicalize` but also for a file not created yet, where the path
+/// may end in a link that points to nothing so far (SQLite creates the
+/// target through it).
+fn resolve_links(path: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    // The kernel's own limit on links followed in one lookup.
+    const LINKS_MAX: usize = 40;
+    let mut path = path.to_owned();
+    for _ in 0..LINKS_MAX {
+        match std::fs::read_link(&path) {
+            Ok(target) => {
+                let dir = path.parent().unwrap_or(std::path::Path::new(""));
+                path = dir.join(target);
+            }
+            // Not a link (EINVAL), or nothing there yet.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::NotFound
+                ) =>
+            {
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let Some(name) = path.file_name().map(std::ffi::OsStr::to_owned) else {
+        return std::fs::canonicalize(&path);
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    Ok(std::fs::canonicalize(dir)?.join(name))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::streams_upload;
+    use super::{resolve_links, streams_upload};
+
+    #[test]
+    fn links_resolve_for_a_file_not_created_yet() {
+        let root = tempfile::tempdir().unwrap();
+        let real = root.path().join("real");
+        let links = root.path().join("links");
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::create_dir_all(&links).unwrap();
+        let real = std::fs::canonicalize(&real).unwrap();
+        // A dangling link, relative, through a linked directory and a second link.
+        std::os::unix::fs::symlink("../real/ward.db", links.join("a.db")).unwrap();
+        std::os::unix::fs::symlink(links.join("a.db"), links.join("b.db")).unwrap();
+        std::os::unix::fs::symlink(&links, root.path().join("via")).unwrap();
+        let want = real.join("ward.db");
+        assert_eq!(resolve_links(&links.join("a.db")).unwrap(), want);
+        assert_eq!(resolve_links(&root.path().join("via/b.db")).unwrap(), want);
+        assert_eq!(resolve_links(&want).unwrap(), want);
+        std::fs::write(&want, b"").unwrap();
+        assert_eq!(
+            resolve_links(&root.path().join("via/b.db")).unwrap(),
+            std::fs::canonicalize(root.path().join("via/b.db")).unwrap()
+        );
+        // A loop stops after the kernel's limit instead of spinning.
+        std::os::unix::fs::symlink("loop.db", links.join("loop.db")).unwrap();
+        assert_eq!(
+            resolve_links(&links.join("loop.db")).unwrap(),
+            std::fs::canonicalize(&links).unwrap().join("loop.db")
+        );
+    }
 
     #[test]
     fn only_blob_uploads_stream_past_the_request_timeout() {

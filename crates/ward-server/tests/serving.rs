@@ -287,6 +287,38 @@ async fn one_server_per_sqlite_database() {
     reg.stop().await;
 }
 
+/// A database named through a link that points to nothing yet: the first
+/// server creates it through the link, and a second one naming the file
+/// itself must still find it taken.
+#[tokio::test]
+async fn one_server_per_sqlite_database_created_through_a_link() {
+    let real = tempfile::tempdir().unwrap();
+    let links = tempfile::tempdir().unwrap();
+    let database = real.path().join("ward.db");
+    std::os::unix::fs::symlink(&database, links.path().join("linked.db")).unwrap();
+    assert!(!database.exists());
+    let reg = TestRegistry::start_with(Backend::Sqlite, |config| {
+        config.database_url = format!("sqlite://{}", links.path().join("linked.db").display());
+    })
+    .await;
+    assert!(database.is_file(), "created through the link");
+    let mut direct = reg.config.clone();
+    direct.listen = "127.0.0.1:0".parse().unwrap();
+    direct.database_url = format!("sqlite://{}", database.display());
+    match ward_server::start(direct).await {
+        Ok(running) => {
+            running.stop().await;
+            panic!("a second server started on a database created through a link");
+        }
+        Err(e) => assert!(
+            e.to_string()
+                .contains("another ward serve is using the database"),
+            "{e}"
+        ),
+    }
+    reg.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_audit_flush_fails_what_must_be_recorded_and_readiness() {
     let reg = TestRegistry::start(Backend::Sqlite).await;
