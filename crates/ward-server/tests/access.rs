@@ -1221,3 +1221,110 @@ both_backends!(
         reg.stop().await;
     }
 );
+
+/// A `PUT` of a manifest to `app` as `client` (with any `?tag=` in `reference`).
+async fn put_as(
+    reg: &TestRegistry,
+    client: &Client,
+    reference: &str,
+    manifest: &[u8],
+) -> reqwest::Response {
+    client
+        .put(reg.url(&format!("/v2/app/manifests/{reference}")))
+        .header("content-type", media::OCI_MANIFEST)
+        .body(manifest.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+both_backends!(
+    every_tag_a_change_touches_needs_the_right_for_it,
+    |b: Backend| async move {
+        let reg = TestRegistry::start_with(b, |c| c.delete_enabled = true).await;
+        let manifest = reg.push_image("app", "base", b"layer").await;
+        let digest = Digest::of(&manifest);
+        create_user(&reg, "dana", "dana-password").await;
+        let policy = json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "ReadApp", "Effect": "Allow", "Principal": {"User": "dana"},
+             "Action": "registry:Pull", "Resource": "app"},
+            {"Sid": "DevTagsOnly", "Effect": "Allow", "Principal": {"User": "dana"},
+             "Action": "registry:Push", "Resource": "app",
+             "Condition": {"StringLike": {"ward:Tag": "dev-*"}}},
+            {"Sid": "KeepProd", "Effect": "Deny", "Principal": "*",
+             "Action": "registry:Delete", "Resource": "app",
+             "Condition": {"StringLike": {"ward:Tag": "prod-*"}}}]});
+        api_ok(&reg, reqwest::Method::PUT, "/policies/tags", Some(policy)).await;
+        let dana = client_as("dana", "dana-password");
+
+        // A tag the policy allows in the path does not carry one it forbids.
+        let r = put_as(&reg, &dana, "dev-1?tag=prod", &manifest).await;
+        expect_error(r, StatusCode::FORBIDDEN, "DENIED").await;
+        let r = put_as(&reg, &dana, &format!("{digest}?tag=prod"), &manifest).await;
+        expect_error(r, StatusCode::FORBIDDEN, "DENIED").await;
+        let r = put_as(&reg, &dana, "dev-1?tag=dev-2", &manifest).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let tags: Value = reg.get("/v2/app/tags/list").await.json().await.unwrap();
+        assert_eq!(tags["tags"], json!(["base", "dev-1", "dev-2"]));
+
+        // Deleting the manifest deletes its tags: a Deny on one of them holds.
+        let r = reg
+            .put_manifest("app", "prod-1", media::OCI_MANIFEST, &manifest)
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let r = reg.delete(&format!("/v2/app/manifests/{digest}")).await;
+        expect_error(r, StatusCode::FORBIDDEN, "DENIED").await;
+        let tags: Value = reg.get("/v2/app/tags/list").await.json().await.unwrap();
+        assert_eq!(tags["tags"], json!(["base", "dev-1", "dev-2", "prod-1"]));
+        // Without that tag on it, the manifest may go.
+        let other = reg.push_image("app", "tmp", b"other layer").await;
+        let r = reg
+            .delete(&format!("/v2/app/manifests/{}", Digest::of(&other)))
+            .await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        reg.stop().await;
+    }
+);
+
+both_backends!(
+    a_mount_does_not_get_around_the_source_pull_gates,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        // Scanning is off in these tests: new content stays unscanned.
+        api_ok(
+            &reg,
+            reqwest::Method::PUT,
+            "/repositories/src/gated",
+            Some(json!({"scan_policy": {"block_unscanned": true}})),
+        )
+        .await;
+        let layer = reg.push_blob("src/gated", b"unscanned bytes").await;
+        let refused = reg.get(&format!("/v2/src/gated/blobs/{layer}")).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+        let r = reg
+            .client
+            .post(reg.url(&format!(
+                "/v2/scratch/blobs/uploads/?mount={layer}&from=src/gated"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED, "an upload, not a mount");
+        let r = reg.get(&format!("/v2/scratch/blobs/{layer}")).await;
+        expect_error(r, StatusCode::NOT_FOUND, "BLOB_UNKNOWN").await;
+
+        // What the source serves may be mounted.
+        let open = reg.push_blob("src/open", b"open bytes").await;
+        let r = reg
+            .client
+            .post(reg.url(&format!(
+                "/v2/scratch/blobs/uploads/?mount={open}&from=src/open"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        reg.stop().await;
+    }
+);

@@ -15,8 +15,10 @@ use ward_store::meta::{
     DeleteManifestOutcome, ManifestMeta, NewManifest, PutManifestOutcome, TagProtection,
 };
 
+use crate::access::Verdict;
 use crate::access::snapshot::Snapshot;
 use crate::audit;
+use ward_auth::policy::{Action, TagContext};
 
 use super::{Ctx, empty, require_delete_enabled};
 use crate::error::{ApiError, ApiResult};
@@ -248,6 +250,39 @@ impl TagProtection for Protection<'_> {
     }
 }
 
+/// What deleting a manifest by digest must respect for each tag that goes
+/// with it: immutability, and the caller's right to delete that tag (a policy
+/// condition on `ward:Tag`). Both are checked by the store inside the
+/// deleting transaction.
+struct DeleteGuard<'a> {
+    protection: Protection<'a>,
+    ctx: &'a Ctx,
+    /// The verdict that refused a tag, when it was the policy (not a rule).
+    refused: std::sync::Mutex<Option<Verdict>>,
+}
+
+impl TagProtection for DeleteGuard<'_> {
+    fn protecting_rule(&self, repository: &RepositoryName, tag: &Tag) -> Option<String> {
+        if let Some(rule) = self.protection.protecting_rule(repository, tag) {
+            return Some(rule);
+        }
+        let verdict = self.ctx.state.access.authorize(
+            &self.ctx.caller,
+            Action::Delete,
+            Some(repository.as_str()),
+            TagContext::Tag(tag.as_str()),
+        );
+        if matches!(verdict, Verdict::Allow) {
+            return None;
+        }
+        let reason = format!("the policy refuses deleting tag {tag}");
+        if let Ok(mut refused) = self.refused.lock() {
+            *refused = Some(verdict);
+        }
+        Some(reason)
+    }
+}
+
 async fn store(
     ctx: &Ctx,
     name: &RepositoryName,
@@ -401,18 +436,28 @@ pub(super) async fn delete(ctx: &Ctx, name: &str, reference: &str) -> ApiResult<
             }
             ctx.state.meta.delete_tag(&name, t).await?
         }
-        Reference::Digest(d) => match ctx
-            .state
-            .meta
-            .delete_manifest(&name, d, &protection)
-            .await?
-        {
-            DeleteManifestOutcome::Deleted => true,
-            DeleteManifestOutcome::Unknown => false,
-            DeleteManifestOutcome::TagProtected { tag, rule } => {
-                return Err(refuse_delete_protected(ctx, &name, &tag, &rule).await?);
+        Reference::Digest(d) => {
+            let guard = DeleteGuard {
+                protection,
+                ctx,
+                refused: std::sync::Mutex::new(None),
+            };
+            match ctx.state.meta.delete_manifest(&name, d, &guard).await? {
+                DeleteManifestOutcome::Deleted => true,
+                DeleteManifestOutcome::Unknown => false,
+                DeleteManifestOutcome::TagProtected { tag, rule } => {
+                    let refused = guard.refused.lock().ok().and_then(|mut r| r.take());
+                    return Err(match refused {
+                        Some(verdict) => {
+                            let scope = format!("repository:{name}:delete");
+                            let repo = Some(name.as_str());
+                            super::refusal(ctx, verdict, Action::Delete, repo, &scope).await?
+                        }
+                        None => refuse_delete_protected(ctx, &name, &tag, &rule).await?,
+                    });
+                }
             }
-        },
+        }
     };
     if deleted {
         let mut event = audit::event(EventType::Delete, Some(&ctx.caller), &ctx.headers)

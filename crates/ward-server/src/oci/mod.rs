@@ -25,7 +25,7 @@ use crate::serve::ClientAddr;
 use crate::state::AppState;
 use route::{Access, Endpoint, Route};
 use ward_auth::policy::{Action, TagContext};
-use ward_core::name::Reference;
+use ward_core::name::{Reference, Tag};
 
 /// What a handler knows about its request, besides the body.
 pub(crate) struct Ctx {
@@ -126,16 +126,7 @@ fn route_repository(ctx: &Ctx, route: &Route) -> ApiResult<Option<RepositoryName
 async fn check_access(ctx: &Ctx, endpoint: Endpoint, route: &Route) -> ApiResult<()> {
     let repository = route_repository(ctx, route)?;
     let repo = repository.as_ref().map(RepositoryName::as_str);
-    let tag = match route {
-        Route::Manifest { reference, .. } => match Reference::parse(reference) {
-            Ok(Reference::Tag(t)) => Some(t),
-            _ => None,
-        },
-        _ => None,
-    };
-    let tag_context = tag
-        .as_ref()
-        .map_or(TagContext::Absent, |t| TagContext::Tag(t.as_str()));
+    let tags = route_tags(ctx, endpoint, route);
     let action = match (endpoint.access(), repo) {
         (Access::Authenticated, _) => {
             return if ctx.caller.presented_nothing() {
@@ -163,20 +154,45 @@ async fn check_access(ctx: &Ctx, endpoint: Endpoint, route: &Route) -> ApiResult
         (Access::Delete, Some(r)) => format!("repository:{r}:delete"),
         (_, r) => format!("repository:{}:pull", r.unwrap_or_default()),
     };
-    match ctx
-        .state
-        .access
-        .authorize(&ctx.caller, action, repo, tag_context)
-    {
-        Verdict::Allow => Ok(()),
-        Verdict::Challenge { message } => Err(challenge(ctx, Some(&scope()), &message)),
-        Verdict::InsufficientScope { message } => Err(crate::access::insufficient_scope_error(
+    // A push that sets several tags needs the right for each of them: a
+    // policy condition on `ward:Tag` must not be passed with one tag in the
+    // path and another in `?tag=`.
+    let tag_contexts: Vec<TagContext<'_>> = if tags.is_empty() {
+        vec![TagContext::Absent]
+    } else {
+        tags.iter().map(|t| TagContext::Tag(t.as_str())).collect()
+    };
+    let refused = tag_contexts.into_iter().find_map(|tag| {
+        match ctx.state.access.authorize(&ctx.caller, action, repo, tag) {
+            Verdict::Allow => None,
+            refused => Some(refused),
+        }
+    });
+    match refused {
+        None => Ok(()),
+        Some(verdict) => Err(refusal(ctx, verdict, action, repo, &scope()).await?),
+    }
+}
+
+/// The answer to a request `verdict` refuses: a challenge naming `scope`, or
+/// a denial, audited.
+pub(super) async fn refusal(
+    ctx: &Ctx,
+    verdict: Verdict,
+    action: Action,
+    repo: Option<&str>,
+    scope: &str,
+) -> ApiResult<ApiError> {
+    Ok(match verdict {
+        Verdict::Allow => ApiError::internal("authorizing", &"an allowed request was refused"),
+        Verdict::Challenge { message } => challenge(ctx, Some(scope), &message),
+        Verdict::InsufficientScope { message } => crate::access::insufficient_scope_error(
             &ctx.state.access,
             &ctx.headers,
             ctx.state.config.tls.is_some(),
-            &scope(),
+            scope,
             &message,
-        )),
+        ),
         Verdict::Deny { decision } => {
             let reason = decision.to_string();
             crate::audit::denied(
@@ -189,16 +205,37 @@ async fn check_access(ctx: &Ctx, endpoint: Endpoint, route: &Route) -> ApiResult
                 &reason,
             )
             .await?;
-            Err(ApiError::new(
+            ApiError::new(
                 ErrorCode::Denied,
                 format!(
                     "{} may not {action} {}: {reason}",
                     ctx.caller.name(),
                     repo.unwrap_or("this registry")
                 ),
-            ))
+            )
+        }
+    })
+}
+
+/// The tags a manifest request names: the reference when it is a tag and,
+/// for a push, the `?tag=` parameters too (the handler refuses invalid ones).
+fn route_tags(ctx: &Ctx, endpoint: Endpoint, route: &Route) -> Vec<Tag> {
+    let Route::Manifest { reference, .. } = route else {
+        return Vec::new();
+    };
+    let mut tags = Vec::new();
+    if let Ok(Reference::Tag(t)) = Reference::parse(reference) {
+        tags.push(t);
+    }
+    if endpoint == Endpoint::PutManifest {
+        let extra = crate::http::query_values(&ctx.query, "tag").filter_map(|t| Tag::parse(t).ok());
+        for t in extra.take(ctx.state.config.limits.tags_per_push_max) {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
         }
     }
+    tags
 }
 
 /// The token scope a push needs. A mount also reads its source, so its

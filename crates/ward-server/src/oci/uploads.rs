@@ -167,6 +167,23 @@ async fn try_mount(ctx: &Ctx, name: &RepositoryName) -> ApiResult<Option<Respons
     if !matches!(may_read, crate::access::Verdict::Allow) {
         return Ok(None);
     }
+    // Nor may a mount get around the source's pull gates (scan results,
+    // quarantine, signatures): a blob the caller could not GET there is not
+    // mounted, since the target's policies may be looser. The gates audit
+    // their refusals; the client uploads the bytes instead.
+    if ctx
+        .state
+        .meta
+        .blob_in_repository(&from, &digest)
+        .await?
+        .is_none()
+        || crate::scanning::check_blob(ctx, &from, digest)
+            .await
+            .is_err()
+        || crate::gate::check_blob(ctx, &from, digest).await.is_err()
+    {
+        return Ok(None);
+    }
     if ctx
         .state
         .meta
