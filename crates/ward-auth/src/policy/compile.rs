@@ -602,7 +602,9 @@ fn compile_principal(
                     name: name.clone(),
                 });
             } else {
-                kept.push(Box::<str>::from(name.as_str()));
+                // Account, group and robot names are lowercase; a Deny
+                // naming `Mallory` must still bind `mallory`.
+                kept.push(Box::<str>::from(name.to_ascii_lowercase()));
             }
         }
         out.names = kept.into();

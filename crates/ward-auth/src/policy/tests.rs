@@ -519,6 +519,27 @@ fn named_principals_table() {
 }
 
 #[test]
+fn principal_names_match_whatever_their_case() {
+    let p = policy(
+        r#"{"Version":"2012-10-17","Statement":[
+            {"Sid":"All","Effect":"Allow","Principal":"*","Action":"registry:Pull"},
+            {"Sid":"NotMallory","Effect":"Deny","Principal":{"User":"Mallory","Group":["Interns"],"Robot":"Old-Bot"},"Action":"registry:Pull"}
+        ]}"#,
+    );
+    let authz = Authorizer::new([], [p]);
+    let cases = [
+        (Principal::user("mallory", vec![]), false),
+        (Principal::user("carol", vec!["interns".into()]), false),
+        (Principal::robot("old-bot"), false),
+        (Principal::user("alice", vec![]), true),
+    ];
+    for (who, want) in cases {
+        let d = authz.evaluate(&Request::new(&who, Action::Pull, Some("x"), t0()));
+        assert_eq!(d.is_allowed(), want, "{who}: {d}");
+    }
+}
+
+#[test]
 fn action_wildcards_and_not_action() {
     let p = policy(
         r#"{"Version":"2012-10-17","Statement":[
