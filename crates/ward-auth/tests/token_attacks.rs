@@ -136,7 +136,9 @@ fn refresh_tokens_and_access_tokens_do_not_mix() {
     let issuer = TokenIssuer::new(ward_key(), config());
     let v = issuer.verifier([]);
     let alice = Principal::user("alice", vec![]);
-    let refresh = issuer.issue_refresh(&alice, at(T0)).unwrap();
+    let refresh = issuer
+        .issue_refresh(&alice, "password:1:00", at(T0))
+        .unwrap();
     let access_token = issuer.issue_access(&alice, vec![], at(T0)).unwrap();
 
     let claims = v
@@ -146,6 +148,7 @@ fn refresh_tokens_and_access_tokens_do_not_mix() {
         (claims.sub.as_str(), claims.aud.as_str()),
         ("alice", "ward-test")
     );
+    assert_eq!(claims.ward_cred, "password:1:00", "bound to its credential");
     assert_eq!(refresh.expires_in(), Duration::from_secs(30 * 24 * 3600));
 
     let e = v.verify_access(refresh.token.expose(), at(T0)).unwrap_err();
@@ -189,7 +192,7 @@ fn refresh_tokens_and_access_tokens_do_not_mix() {
     ));
 
     assert!(matches!(
-        issuer.issue_refresh(&Principal::anonymous(), at(T0)),
+        issuer.issue_refresh(&Principal::anonymous(), "", at(T0)),
         Err(TokenError::Refused(_))
     ));
 }
@@ -656,7 +659,9 @@ fn token_endpoint_response_shape() {
     let issuer = TokenIssuer::new(ward_key(), config());
     let alice = Principal::user("alice", vec![]);
     let access_token = issuer.issue_access(&alice, vec![], at(T0)).unwrap();
-    let refresh = issuer.issue_refresh(&alice, at(T0)).unwrap();
+    let refresh = issuer
+        .issue_refresh(&alice, "password:1:00", at(T0))
+        .unwrap();
     let json =
         serde_json::to_value(TokenResponse::new(&access_token, Some(&refresh)).unwrap()).unwrap();
     assert_eq!(json["token"], access_token.token.expose());

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use ward_core::ErrorCode;
 
-use crate::access::{AuthFailure, Caller};
+use crate::access::{AuthFailure, AuthMethod, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{query_pairs, query_value, query_values};
 use crate::serve::ClientAddr;
@@ -95,7 +95,10 @@ async fn caller(
     match query_value(params, "grant_type") {
         Some("refresh_token") => {
             let token = query_value(params, "refresh_token").unwrap_or_default();
-            state.access.refresh_caller(token, ip, secure)
+            state
+                .access
+                .refresh_caller(&state.meta, token, ip, secure)
+                .await
         }
         Some("password") => {
             let user = query_value(params, "username").unwrap_or_default();
@@ -111,10 +114,24 @@ async fn caller(
                 .await
         }
         _ => {
-            state
+            let caller = state
                 .access
                 .authenticate(&state.meta, headers, ip, secure)
-                .await
+                .await?;
+            // A token is a ceiling on what its holder may do, for minutes: it
+            // must not buy a new token, let alone a refresh token for a month.
+            if caller.method == AuthMethod::Bearer {
+                return Err(AuthFailure {
+                    error: ApiError::new(
+                        ErrorCode::Unauthorized,
+                        "a registry token cannot be exchanged for another: present Basic \
+                         credentials (password, robot secret or access token) or a refresh token",
+                    ),
+                    username: Some(caller.principal.name),
+                    method: AuthMethod::Bearer,
+                });
+            }
+            Ok(caller)
         }
     }
 }

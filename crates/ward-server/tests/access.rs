@@ -531,7 +531,7 @@ both_backends!(
     condition_operators_decide_as_written,
     |b: Backend| async move {
         let reg = TestRegistry::start(b).await;
-        create_user(&reg, "carol", "pw").await;
+        create_user(&reg, "carol", "carol-password").await;
         api_ok(
             &reg,
             reqwest::Method::PUT,
@@ -1016,7 +1016,7 @@ both_backends!(
         for repo in ["a/one", "a/two", "b/one", "c/x"] {
             reg.push_image(repo, "v1", b"x").await;
         }
-        create_user(&reg, "frank", "pw").await;
+        create_user(&reg, "frank", "frank-password").await;
         bind(&reg, "user:frank", "read", "a/*").await;
         let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "NoSecretTags", "Effect": "Deny", "Principal": "*",
         "Action": "registry:Pull", "Resource": "a/*", "Condition": {"StringLike": {"ward:Tag": "secret-*"}}}]});
@@ -1024,7 +1024,7 @@ both_backends!(
         let m = reg.push_image("a/one", "v2", b"y").await;
         reg.put_manifest("a/one", "secret-1", media::OCI_MANIFEST, &m)
             .await;
-        let frank = client_as("frank", "pw");
+        let frank = client_as("frank", "frank-password");
         let catalog: Value = frank
             .get(reg.url("/v2/_catalog"))
             .send()
@@ -1328,3 +1328,266 @@ both_backends!(
         reg.stop().await;
     }
 );
+
+/// `GET /token` as `client`, for `scope`, asking for a refresh token.
+async fn offline_token(reg: &TestRegistry, client: &Client, scope: &str) -> reqwest::Response {
+    client
+        .get(reg.url("/token"))
+        .query(&[
+            ("service", "ward"),
+            ("scope", scope),
+            ("offline_token", "true"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A refresh token from `GET /token` as `client`.
+async fn refresh_token(reg: &TestRegistry, client: &Client) -> String {
+    let r = offline_token(reg, client, "repository:app:pull").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    body["refresh_token"].as_str().unwrap().to_owned()
+}
+
+/// The status of exchanging `refresh` for an access token.
+async fn exchange(reg: &TestRegistry, refresh: &str) -> StatusCode {
+    Client::new()
+        .post(reg.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("service", "ward"),
+            ("scope", "repository:app:pull"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+both_backends!(
+    a_registry_token_buys_no_other_token,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        reg.push_image("app", "v1", b"x").await;
+        create_user(&reg, "dana", "dana-password").await;
+        bind(&reg, "user:dana", "write", "*").await;
+        let (token, _) = token_for(
+            &reg,
+            &client_as("dana", "dana-password"),
+            "repository:app:pull",
+        )
+        .await;
+        let r = offline_token(&reg, &bearer(&token), "repository:other:pull,push").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("refresh_token"), "{body}");
+        assert!(body.contains("cannot be exchanged"), "{body}");
+        reg.stop().await;
+    }
+);
+
+both_backends!(
+    refresh_tokens_end_with_the_credential_that_got_them,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        reg.push_image("app", "v1", b"x").await;
+        create_user(&reg, "dana", "dana-password").await;
+        bind(&reg, "user:dana", "read", "app").await;
+        let dana = client_as("dana", "dana-password");
+        let created: Value = dana
+            .post(reg.url("/api/v1/tokens"))
+            .json(&json!({"name": "laptop"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pat = created["secret"].as_str().unwrap().to_owned();
+        let via_pat = refresh_token(&reg, &client_as("dana", &pat)).await;
+        let via_password = refresh_token(&reg, &dana).await;
+        assert_eq!(exchange(&reg, &via_pat).await, StatusCode::OK);
+        assert_eq!(exchange(&reg, &via_password).await, StatusCode::OK);
+
+        // The access token revoked: what it got goes with it, not the rest.
+        let r = dana
+            .delete(reg.url("/api/v1/tokens/laptop"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(exchange(&reg, &via_pat).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(exchange(&reg, &via_password).await, StatusCode::OK);
+
+        // A new password ends what the old one got.
+        let r = dana
+            .put(reg.url("/api/v1/me/password"))
+            .json(&json!({"password": "dana-new-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            exchange(&reg, &via_password).await,
+            StatusCode::UNAUTHORIZED
+        );
+
+        // An account deleted and made again under the same name and password
+        // does not inherit the old one's refresh tokens.
+        let dana = client_as("dana", "dana-new-password");
+        let before = refresh_token(&reg, &dana).await;
+        assert_eq!(exchange(&reg, &before).await, StatusCode::OK);
+        api_ok(&reg, reqwest::Method::DELETE, "/users/dana", None).await;
+        create_user(&reg, "dana", "dana-new-password").await;
+        bind(&reg, "user:dana", "read", "app").await;
+        assert_eq!(exchange(&reg, &before).await, StatusCode::UNAUTHORIZED);
+
+        // Nor does a robot made again under the same name.
+        let secret =
+            create_robot(&reg, "ci", json!([{"role": "read", "repositories": "app"}])).await;
+        let robot = refresh_token(&reg, &client_as("ci", &secret)).await;
+        assert_eq!(exchange(&reg, &robot).await, StatusCode::OK);
+        api_ok(&reg, reqwest::Method::DELETE, "/robots/ci", None).await;
+        create_robot(&reg, "ci", json!([{"role": "read", "repositories": "app"}])).await;
+        assert_eq!(exchange(&reg, &robot).await, StatusCode::UNAUTHORIZED);
+        reg.stop().await;
+    }
+);
+
+both_backends!(
+    an_access_token_cannot_take_over_its_account,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        create_user(&reg, "dana", "dana-password").await;
+        let dana = client_as("dana", "dana-password");
+        let created: Value = dana
+            .post(reg.url("/api/v1/tokens"))
+            .json(&json!({"name": "laptop", "expires_in_days": 1}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let via_pat = client_as("dana", created["secret"].as_str().unwrap());
+        let r = via_pat
+            .post(reg.url("/api/v1/tokens"))
+            .json(&json!({"name": "forever"}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, StatusCode::FORBIDDEN, "DENIED").await;
+        let r = via_pat
+            .put(reg.url("/api/v1/me/password"))
+            .json(&json!({"password": "taken-over-password"}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, StatusCode::FORBIDDEN, "DENIED").await;
+        // The password still works, and the token may still be listed and revoked.
+        let r = via_pat.get(reg.url("/api/v1/tokens")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let r = dana.get(reg.url("/api/v1/tokens")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+
+        // New passwords are long enough, wherever they are set.
+        let r = dana
+            .put(reg.url("/api/v1/me/password"))
+            .json(&json!({"password": "short"}))
+            .send()
+            .await
+            .unwrap();
+        let body = r.text().await.unwrap();
+        assert!(body.contains("too short"), "{body}");
+        let r = api(
+            &reg,
+            reqwest::Method::POST,
+            "/users",
+            Some(json!({"name": "erin", "password": ""})),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let r = api(
+            &reg,
+            reqwest::Method::PATCH,
+            "/users/dana",
+            Some(json!({"password": "eleven char"})),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            dana.get(reg.url("/v2/")).send().await.unwrap().status(),
+            StatusCode::OK,
+            "nothing changed"
+        );
+        reg.stop().await;
+    }
+);
+
+both_backends!(
+    managing_robots_hands_out_no_roles,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        create_user(&reg, "rob", "rob-the-robot-keeper").await;
+        let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Robots", "Effect": "Allow",
+            "Principal": {"User": "rob"}, "Action": "admin:ManageRobots", "Resource": "*"}]});
+        api_ok(&reg, reqwest::Method::PUT, "/policies/robots", Some(policy)).await;
+        let rob = client_as("rob", "rob-the-robot-keeper");
+        let create = |body: Value| rob.post(reg.url("/api/v1/robots")).json(&body).send();
+        let r = create(json!({"name": "root", "grants": [{"role": "admin", "repositories": "*"}]}))
+            .await
+            .unwrap();
+        expect_error(r, StatusCode::FORBIDDEN, "DENIED").await;
+        let robots = api_ok(&reg, reqwest::Method::GET, "/robots", None).await;
+        assert_eq!(robots["robots"], json!([]), "nothing created");
+        // A robot without grants is still theirs to make.
+        let r = create(json!({"name": "bare"})).await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        reg.stop().await;
+    }
+);
+
+/// An access token's login is remembered no longer than the token lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_access_token_is_not_remembered_past_its_expiry() {
+    use sqlx::Connection as _;
+    let reg = TestRegistry::start(Backend::Sqlite).await;
+    create_user(&reg, "dana", "dana-password").await;
+    let created: Value = client_as("dana", "dana-password")
+        .post(reg.url("/api/v1/tokens"))
+        .json(&json!({"name": "brief", "expires_in_days": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let via_pat = client_as("dana", created["secret"].as_str().unwrap());
+    // Its expiry brought forward to a moment from now, in the database.
+    let expires_at = std::time::SystemTime::now() + std::time::Duration::from_millis(1500);
+    let expires_at_ms = expires_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut db = sqlx::SqliteConnection::connect(&reg.config.database_url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE access_tokens SET expires_at = ? WHERE name = 'brief'")
+        .bind(expires_at_ms)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let r = via_pat.get(reg.url("/v2/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "remembered from here on");
+    // The expiry is the thing under test: wait for the clock to pass it.
+    let left = expires_at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::sleep(left + std::time::Duration::from_millis(50)).await;
+    let r = via_pat.get(reg.url("/v2/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    reg.stop().await;
+}

@@ -208,6 +208,11 @@ pub struct RefreshClaims {
     pub jti: String,
     /// What kind of principal `sub` is.
     pub ward_kind: PrincipalKind,
+    /// The credential the holder signed in with, as the server spells it: the
+    /// token must stop working when that credential is revoked or changed.
+    /// Empty in tokens issued before it was recorded.
+    #[serde(default)]
+    pub ward_cred: String,
 }
 
 /// A freshly signed token.
@@ -297,6 +302,7 @@ impl TokenIssuer {
     pub fn issue_refresh(
         &self,
         principal: &Principal,
+        credential: &str,
         now: SystemTime,
     ) -> Result<IssuedToken, TokenError> {
         if principal.kind == PrincipalKind::Anonymous {
@@ -315,6 +321,7 @@ impl TokenIssuer {
             iat,
             jti: jti.clone(),
             ward_kind: principal.kind,
+            ward_cred: credential.to_owned(),
         };
         self.sign(
             TokenKind::Refresh,

@@ -58,6 +58,9 @@ pub struct AuthConfig {
     pub admin_username: String,
     /// How long a verified password is remembered, to spare argon2 on repeated Basic auth.
     pub password_cache_secs: u64,
+    /// Shortest password a person may choose, in characters (users created
+    /// and passwords changed through the API; not the bootstrap administrator's).
+    pub password_chars_min: usize,
     /// How often the authorization revision is checked for changes by other servers.
     pub revision_poll_millis: u64,
     /// Entries in each of the token, password and decision caches.
@@ -126,6 +129,8 @@ impl Default for AuthConfig {
             signing_key_path: std::path::PathBuf::new(),
             admin_username: "admin".into(),
             password_cache_secs: 60,
+            password_chars_min: ward_auth::password::PasswordConfig::default()
+                .new_password_chars_min,
             revision_poll_millis: 1000,
             cache_entries_max: 100_000,
             failed_logins: FailedLoginConfig::default(),
@@ -185,6 +190,103 @@ pub struct Caller {
     /// Whether this request's credentials were checked against the store
     /// (not remembered from an earlier request): a sign-in worth recording.
     pub verified_now: bool,
+    /// The credential behind this request, which a refresh token issued to it
+    /// stays bound to; `None` for anonymous callers and registry tokens.
+    pub credential: Option<Credential>,
+}
+
+/// A credential a caller signed in with, as far as a refresh token needs to
+/// know it: a refresh token stops working when its credential is revoked,
+/// expires or changes (a new password, a new robot secret, an account deleted
+/// and created again under the same name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A user's password: the user's id and a fingerprint of its stored hash
+    /// (a new password has a new salt, so a new hash).
+    Password {
+        /// The user's id.
+        user_id: i64,
+        /// `fingerprint` of the PHC hash string.
+        fingerprint: String,
+    },
+    /// A personal access token, by id.
+    AccessToken {
+        /// The token's id.
+        id: i64,
+    },
+    /// A robot's secret: the robot's id and a fingerprint of the secret's digest.
+    Robot {
+        /// The robot's id.
+        id: i64,
+        /// `fingerprint` of the secret digest.
+        fingerprint: String,
+    },
+}
+
+impl Credential {
+    /// A short, one-way fingerprint of stored credential material.
+    fn fingerprint(stored: &str) -> String {
+        let digest = sha256(&[stored.as_bytes()]);
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The `ward_cred` claim of a refresh token.
+    fn claim(&self) -> String {
+        match self {
+            Credential::Password {
+                user_id,
+                fingerprint,
+            } => format!("password:{user_id}:{fingerprint}"),
+            Credential::AccessToken { id } => format!("token:{id}"),
+            Credential::Robot { id, fingerprint } => format!("robot:{id}:{fingerprint}"),
+        }
+    }
+
+    fn from_claim(claim: &str) -> Option<Self> {
+        let mut parts = claim.split(':');
+        let credential = match (parts.next()?, parts.next()?.parse().ok()?, parts.next()) {
+            ("password", user_id, Some(fingerprint)) => Credential::Password {
+                user_id,
+                fingerprint: fingerprint.to_owned(),
+            },
+            ("token", id, None) => Credential::AccessToken { id },
+            ("robot", id, Some(fingerprint)) => Credential::Robot {
+                id,
+                fingerprint: fingerprint.to_owned(),
+            },
+            _ => return None,
+        };
+        parts.next().is_none().then_some(credential)
+    }
+
+    /// Whether the credential still stands for principal `name` in the store.
+    async fn still_valid(&self, meta: &MetaStore, name: &str) -> Result<bool, ApiError> {
+        let same = |stored: &str, fingerprint: &str| {
+            let stored = Credential::fingerprint(stored);
+            bool::from(subtle::ConstantTimeEq::ct_eq(
+                stored.as_bytes(),
+                fingerprint.as_bytes(),
+            ))
+        };
+        Ok(match self {
+            Credential::Password {
+                user_id,
+                fingerprint,
+            } => meta
+                .user(name)
+                .await?
+                .is_some_and(|u| u.id == *user_id && same(&u.password_hash, fingerprint)),
+            Credential::AccessToken { id } => meta
+                .access_tokens(name)
+                .await?
+                .iter()
+                .any(|t| t.id == *id && t.is_active(now_ms())),
+            Credential::Robot { id, fingerprint } => meta
+                .robot(name)
+                .await?
+                .is_some_and(|r| r.id == *id && same(&r.secret_digest, fingerprint)),
+        })
+    }
 }
 
 impl Caller {
@@ -199,6 +301,7 @@ impl Caller {
             user_agent: None,
             request_id: None,
             verified_now: false,
+            credential: None,
         }
     }
 
@@ -262,8 +365,18 @@ struct RememberedLogin {
     principal_kind: PrincipalKind,
     name: String,
     method: AuthMethod,
+    credential: Credential,
     revision: i64,
     until: Instant,
+}
+
+/// Who a set of Basic credentials signs in: the principal, by kind and name,
+/// the credential, and when it expires (Unix milliseconds), if it does.
+struct Login {
+    kind: PrincipalKind,
+    name: String,
+    credential: Credential,
+    expires_at_ms: Option<i64>,
 }
 
 /// Authentication and authorization state of one server.
@@ -328,7 +441,10 @@ impl AccessControl {
         let snapshot = Snapshot::load(meta).await?;
         let n = config.cache_entries_max.max(16);
         Ok(AccessControl {
-            hasher: Arc::new(PasswordHasher::new(Default::default())?),
+            hasher: Arc::new(PasswordHasher::new(ward_auth::password::PasswordConfig {
+                new_password_chars_min: config.password_chars_min,
+                ..Default::default()
+            })?),
             limiter: FailureLimiter::new(config.failed_logins.limiter_config()),
             issuer,
             verifier,
@@ -367,11 +483,20 @@ impl AccessControl {
         Ok(true)
     }
 
-    /// Hashes a new password.
+    /// Hashes a password a person chose, after checking its length.
+    pub fn new_password_hash(&self, password: &SecretString) -> Result<PasswordHash, ApiError> {
+        self.hasher
+            .check_new_password(password)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.to_string()))?;
+        self.hash_password(password)
+    }
+
+    /// Hashes a password (the bootstrap administrator's, set by whoever runs
+    /// the server), checking only its length maximum.
     pub fn hash_password(&self, password: &SecretString) -> Result<PasswordHash, ApiError> {
         self.hasher
             .hash(password)
-            .map_err(|e| ApiError::new(ErrorCode::Denied, e.to_string()))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.to_string()))
     }
 
     /// Works out who is calling from the `Authorization` header.
@@ -401,6 +526,7 @@ impl AccessControl {
             user_agent: user_agent.clone(),
             request_id: request_id.clone(),
             verified_now: false,
+            credential: None,
         };
         let Some(value) = value else {
             return Ok(caller(Principal::anonymous(), AuthMethod::None, None));
@@ -425,9 +551,11 @@ impl AccessControl {
                 username: None,
                 method: AuthMethod::Password,
             })?;
-            let (principal, method, verified_now) = self.basic(meta, &user, secret, ip).await?;
+            let (principal, method, verified_now, credential) =
+                self.basic(meta, &user, secret, ip).await?;
             return Ok(Caller {
                 verified_now,
+                credential: Some(credential),
                 ..caller(principal, method, None)
             });
         }
@@ -470,14 +598,14 @@ impl AccessControl {
 
     /// Basic credentials: a robot secret, a personal access token or a password.
     /// Also says whether they were checked against the store just now (true)
-    /// or remembered from a recent check (false).
+    /// or remembered from a recent check (false), and which credential it was.
     async fn basic(
         &self,
         meta: &MetaStore,
         user: &str,
         secret: SecretString,
         ip: Option<IpAddr>,
-    ) -> Result<(Principal, AuthMethod, bool), AuthFailure> {
+    ) -> Result<(Principal, AuthMethod, bool, Credential), AuthFailure> {
         // Names are stored lowercase; `Admin` and `admin` are one account.
         let user = &user.to_ascii_lowercase();
         let now = Instant::now();
@@ -508,15 +636,15 @@ impl AccessControl {
             && r.until > now
             && let Some(p) = self.active_principal(r.principal_kind, &r.name)
         {
-            return Ok((p, r.method, false));
+            return Ok((p, r.method, false, r.credential));
         }
         let found = match method {
             AuthMethod::RobotSecret => self.robot_login(meta, user, &secret).await,
             AuthMethod::AccessToken => self.token_login(meta, user, &secret).await,
             _ => self.password_login(meta, user, secret).await,
         };
-        let (kind, name) = match found {
-            Ok(Some(found)) => found,
+        let login = match found {
+            Ok(Some(login)) => login,
             Ok(None) => {
                 let lock = self.limiter.record_failure(Some(user), ip, now);
                 return Err(match lock {
@@ -537,24 +665,31 @@ impl AccessControl {
             }
         };
         let principal = self
-            .active_principal(kind, &name)
+            .active_principal(login.kind, &login.name)
             .ok_or_else(|| AuthFailure {
                 error: unauthorized("the account is disabled, revoked or expired"),
                 username: Some(user.to_owned()),
                 method,
             })?;
         self.limiter.record_success(user);
+        // Remembered no longer than the credential lives (an access token's expiry).
+        let mut remembered_for = Duration::from_secs(self.config.password_cache_secs);
+        if let Some(expires_at_ms) = login.expires_at_ms {
+            let left_ms = u64::try_from(expires_at_ms.saturating_sub(now_ms())).unwrap_or(0);
+            remembered_for = remembered_for.min(Duration::from_millis(left_ms));
+        }
         self.logins.insert(
             remembered_key,
             RememberedLogin {
-                principal_kind: kind,
-                name,
+                principal_kind: login.kind,
+                name: login.name,
                 method,
+                credential: login.credential.clone(),
                 revision,
-                until: now + Duration::from_secs(self.config.password_cache_secs),
+                until: now + remembered_for,
             },
         );
-        Ok((principal, method, true))
+        Ok((principal, method, true, login.credential))
     }
 
     async fn password_login(
@@ -562,7 +697,7 @@ impl AccessControl {
         meta: &MetaStore,
         user: &str,
         password: SecretString,
-    ) -> Result<Option<(PrincipalKind, String)>, ApiError> {
+    ) -> Result<Option<Login>, ApiError> {
         let stored = meta.user(user).await.map_err(ApiError::from)?;
         let hasher = self.hasher.clone();
         let hash = stored
@@ -578,7 +713,15 @@ impl AccessControl {
         })
         .await
         .map_err(|e| ApiError::internal("verifying a password", &e))?;
-        Ok(ok.then(|| (PrincipalKind::User, user.to_owned())))
+        Ok(stored.filter(|_| ok).map(|u| Login {
+            kind: PrincipalKind::User,
+            name: user.to_owned(),
+            credential: Credential::Password {
+                user_id: u.id,
+                fingerprint: Credential::fingerprint(&u.password_hash),
+            },
+            expires_at_ms: None,
+        }))
     }
 
     async fn robot_login(
@@ -586,7 +729,7 @@ impl AccessControl {
         meta: &MetaStore,
         user: &str,
         secret: &SecretString,
-    ) -> Result<Option<(PrincipalKind, String)>, ApiError> {
+    ) -> Result<Option<Login>, ApiError> {
         let digest = SecretDigest::of(secret).to_string();
         let robot = meta
             .robot_by_secret_digest(&digest)
@@ -596,7 +739,15 @@ impl AccessControl {
             return Ok(None);
         };
         record_use(meta, robot.last_used_at_ms, robot.id, true);
-        Ok(Some((PrincipalKind::Robot, robot.name)))
+        Ok(Some(Login {
+            kind: PrincipalKind::Robot,
+            credential: Credential::Robot {
+                id: robot.id,
+                fingerprint: Credential::fingerprint(&robot.secret_digest),
+            },
+            expires_at_ms: robot.expires_at_ms,
+            name: robot.name,
+        }))
     }
 
     async fn token_login(
@@ -604,7 +755,7 @@ impl AccessControl {
         meta: &MetaStore,
         user: &str,
         secret: &SecretString,
-    ) -> Result<Option<(PrincipalKind, String)>, ApiError> {
+    ) -> Result<Option<Login>, ApiError> {
         let digest = SecretDigest::of(secret).to_string();
         let login = meta
             .access_token_by_secret_digest(&digest)
@@ -615,7 +766,12 @@ impl AccessControl {
             return Ok(None);
         };
         record_use(meta, login.token.last_used_at_ms, login.token.id, false);
-        Ok(Some((PrincipalKind::User, login.user.name)))
+        Ok(Some(Login {
+            kind: PrincipalKind::User,
+            name: login.user.name,
+            credential: Credential::AccessToken { id: login.token.id },
+            expires_at_ms: login.token.expires_at_ms,
+        }))
     }
 
     /// Decides whether `caller` may do `action` on `repository` (with `tag`).
@@ -726,14 +882,14 @@ impl AccessControl {
             .issuer
             .issue_access(&caller.principal, access, now)
             .map_err(|e| ApiError::internal("issuing a token", &e))?;
-        let refresh = if offline && caller.principal.kind != PrincipalKind::Anonymous {
-            Some(
+        // Only a caller who presented a credential gets a refresh token, bound to it.
+        let refresh = match (&caller.credential, offline) {
+            (Some(credential), true) => Some(
                 self.issuer
-                    .issue_refresh(&caller.principal, now)
+                    .issue_refresh(&caller.principal, &credential.claim(), now)
                     .map_err(|e| ApiError::internal("issuing a refresh token", &e))?,
-            )
-        } else {
-            None
+            ),
+            _ => None,
         };
         TokenResponse::new(&token, refresh.as_ref())
             .map_err(|e| ApiError::internal("encoding a token", &e))
@@ -775,9 +931,11 @@ impl AccessControl {
         }
     }
 
-    /// A caller from a refresh token (token endpoint, `grant_type=refresh_token`).
-    pub fn refresh_caller(
+    /// A caller from a refresh token (token endpoint, `grant_type=refresh_token`),
+    /// whose principal is still active and whose credential still stands.
+    pub async fn refresh_caller(
         &self,
+        meta: &MetaStore,
         token: &str,
         ip: Option<IpAddr>,
         secure: bool,
@@ -797,8 +955,38 @@ impl AccessControl {
                 username: Some(claims.sub.clone()),
                 method: AuthMethod::RefreshToken,
             })?;
+        let revoked = || AuthFailure {
+            error: unauthorized(
+                "the credential this refresh token was issued for is revoked, expired or \
+                 changed; log in again",
+            ),
+            username: Some(claims.sub.clone()),
+            method: AuthMethod::RefreshToken,
+        };
+        let credential = Credential::from_claim(&claims.ward_cred).ok_or_else(revoked)?;
+        let kind_matches = matches!(
+            (&credential, claims.ward_kind),
+            (Credential::Robot { .. }, PrincipalKind::Robot)
+                | (
+                    Credential::Password { .. } | Credential::AccessToken { .. },
+                    PrincipalKind::User
+                )
+        );
+        let valid = kind_matches
+            && credential
+                .still_valid(meta, &claims.sub)
+                .await
+                .map_err(|error| AuthFailure {
+                    error,
+                    username: Some(claims.sub.clone()),
+                    method: AuthMethod::RefreshToken,
+                })?;
+        if !valid {
+            return Err(revoked());
+        }
         Ok(Caller {
             method: AuthMethod::RefreshToken,
+            credential: Some(credential),
             ..Caller::detached(principal, ip)
         }
         .over_tls(secure))

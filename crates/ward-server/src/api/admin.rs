@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use axum::body::Body;
 use axum::extract::{Extension, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -22,7 +22,7 @@ use ward_store::meta::{NewAccessToken, NewRobot, NewUser, StoredRoleBinding};
 use ward_store::now_ms;
 
 use super::{changed, json, json_body};
-use crate::access::Caller;
+use crate::access::{AuthMethod, Caller};
 use crate::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -36,6 +36,22 @@ const TOKENS_PER_USER_MAX: u32 = 50;
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidRequest, message)
+}
+
+/// Refuses a caller who did not sign in with their password in this request:
+/// an access token must not outlive itself by minting another, or take over
+/// its account by changing the password.
+fn require_password_sign_in(caller: &Caller, doing: &str) -> ApiResult<()> {
+    if caller.method == AuthMethod::Password {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorCode::Denied,
+        format!(
+            "to {doing}, sign in with your password (Basic), not with {}",
+            caller.method.as_str().replace('_', " ")
+        ),
+    ))
 }
 
 fn not_found(what: &str, name: &str) -> ApiError {
@@ -109,7 +125,7 @@ pub(super) async fn create_user(
     check_name("user", &body.name)?;
     let hash = state
         .access
-        .hash_password(&SecretString::from(body.password))?;
+        .new_password_hash(&SecretString::from(body.password))?;
     state
         .meta
         .create_user(&NewUser {
@@ -136,7 +152,9 @@ pub(super) async fn update_user(
 ) -> ApiResult<Response> {
     let patch: UserPatch = json_body(body, BODY_BYTES_MAX).await?;
     if let Some(password) = patch.password {
-        let hash = state.access.hash_password(&SecretString::from(password))?;
+        let hash = state
+            .access
+            .new_password_hash(&SecretString::from(password))?;
         state
             .meta
             .set_user_password_hash(&name, hash.as_phc())
@@ -199,10 +217,11 @@ pub(super) async fn change_own_password(
     if caller.principal.kind != PrincipalKind::User {
         return Err(invalid("only users have passwords"));
     }
+    require_password_sign_in(&caller, "change your password")?;
     let body: PasswordBody = json_body(body, BODY_BYTES_MAX).await?;
     let hash = state
         .access
-        .hash_password(&SecretString::from(body.password))?;
+        .new_password_hash(&SecretString::from(body.password))?;
     state
         .meta
         .set_user_password_hash(&caller.principal.name, hash.as_phc())
@@ -357,10 +376,16 @@ pub(super) async fn list_robots(State(state): State<AppState>) -> ApiResult<Resp
 pub(super) async fn create_robot(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     let body: NewRobotBody = json_body(body, BODY_BYTES_MAX).await?;
     check_name("robot", &body.name)?;
+    // Grants are role bindings: whoever may only manage robots must not
+    // hand out roles through one (an admin robot, say).
+    if !body.grants.is_empty() {
+        super::authorize(&state, &caller, &headers, Action::ManageRoles, None).await?;
+    }
     let mut bindings = Vec::new();
     for g in &body.grants {
         bindings.push(validated_binding(
@@ -503,6 +528,7 @@ pub(super) async fn create_token(
     body: Body,
 ) -> ApiResult<Response> {
     let user = own_user(&caller)?.to_owned();
+    require_password_sign_in(&caller, "create an access token")?;
     let body: NewTokenBody = json_body(body, BODY_BYTES_MAX).await?;
     check_name("token", &body.name)?;
     let secret = generate_secret(SecretKind::PersonalAccessToken)

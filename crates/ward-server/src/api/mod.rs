@@ -196,11 +196,24 @@ async fn check(
                 )
             }
         };
+    authorize(state, &caller, headers, action, repository.as_deref()).await?;
+    Ok(caller)
+}
+
+/// Whether `caller` may do `action` (on `repository`, or registry-wide):
+/// a refusal is audited and answered as the management API answers them.
+pub(crate) async fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    headers: &axum::http::HeaderMap,
+    action: Action,
+    repository: Option<&str>,
+) -> ApiResult<()> {
     match state
         .access
-        .authorize(&caller, action, repository.as_deref(), TagContext::Absent)
+        .authorize(caller, action, repository, TagContext::Absent)
     {
-        Verdict::Allow => Ok(caller),
+        Verdict::Allow => Ok(()),
         Verdict::Challenge { message } | Verdict::InsufficientScope { message } => Err(
             basic_challenge(ApiError::new(ErrorCode::Unauthorized, message)),
         ),
@@ -209,10 +222,10 @@ async fn check(
             crate::audit::denied(
                 state,
                 ward_audit::EventType::AuthorizationDenied,
-                &caller,
+                caller,
                 headers,
                 action.name(),
-                repository.as_deref(),
+                repository,
                 &reason,
             )
             .await?;
