@@ -1753,3 +1753,32 @@ both_backends!(
         reg.stop().await;
     }
 );
+
+both_backends!(
+    racing_upload_starts_stay_within_the_session_limit,
+    |b: Backend| async move {
+        let reg = TestRegistry::start_with(b, |c| {
+            c.limits.upload_sessions_per_repository_max = 2;
+        })
+        .await;
+        let start = |repo: &'static str| {
+            reg.client
+                .post(reg.url(&format!("/v2/{repo}/blobs/uploads/")))
+                .send()
+        };
+        let answers = futures::future::join_all((0..12).map(|_| start("busy"))).await;
+        let mut opened = 0;
+        for r in answers {
+            let r = r.unwrap();
+            if r.status() == StatusCode::ACCEPTED {
+                opened += 1;
+                continue;
+            }
+            assert_eq!(header(&r, "retry-after"), "60");
+            expect_error(r, StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS").await;
+        }
+        assert_eq!(opened, 2);
+        assert_eq!(start("calm").await.unwrap().status(), StatusCode::ACCEPTED);
+        reg.stop().await;
+    }
+);

@@ -635,6 +635,33 @@ both_backends!(
 );
 
 both_backends!(
+    racing_session_starts_stay_within_the_limit,
+    |store: MetaStore| async move {
+        let (r, other) = (repo("busy"), repo("calm"));
+        let start = |repository| {
+            let store = store.clone();
+            async move {
+                store
+                    .create_upload(NewUpload {
+                        id: uuid::Uuid::new_v4(),
+                        repository,
+                        hash_state: b"",
+                        now_ms: 1,
+                        open_max: 3,
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        let created = futures::future::join_all((0..24).map(|_| start(&r))).await;
+        assert_eq!(created.iter().filter(|c| **c).count(), 3, "{created:?}");
+        assert_eq!(store.open_uploads(&r).await.unwrap(), 3);
+        // Another repository's sessions do not count.
+        assert!(start(&other).await);
+    }
+);
+
+both_backends!(
     upload_sessions_advance_only_from_where_they_are,
     |store: MetaStore| async move {
         let r = repo("up");
@@ -645,6 +672,7 @@ both_backends!(
                 repository: &r,
                 hash_state: b"h0",
                 now_ms: 1_000,
+                open_max: 10,
             })
             .await
             .unwrap();
@@ -709,6 +737,7 @@ both_backends!(
                 repository: &r,
                 hash_state: b"",
                 now_ms: 1,
+                open_max: 10,
             })
             .await
             .unwrap();

@@ -96,30 +96,31 @@ pub(super) async fn start(ctx: &Ctx, name: &str, body: Body) -> ApiResult<Respon
         (None, None) => Algorithm::Sha256,
         (None, Some(a)) => a.parse::<Algorithm>()?,
     };
-    let open = ctx.state.meta.open_uploads(&name).await?;
-    let max = ctx.state.config.limits.upload_sessions_per_repository_max;
-    if open >= u64::from(max) {
-        return Err(ApiError::new(
-            ErrorCode::TooManyRequests,
-            format!(
-                "repository {name} has {open} upload sessions open, the limit \
-                 (upload_sessions_per_repository_max) is {max}; finish or cancel some first"
-            ),
-        )
-        .with_header(header::RETRY_AFTER, "60"));
-    }
     // Every upload, even a single request, has a session row while its bytes
     // are in flight, so a session folder without a row is garbage.
     let id = Uuid::new_v4();
-    ctx.state
+    let max = ctx.state.config.limits.upload_sessions_per_repository_max;
+    let opened = ctx
+        .state
         .meta
         .create_upload(NewUpload {
             id,
             repository: &name,
             hash_state: &Hasher::new(algorithm).save(),
             now_ms: now_ms(),
+            open_max: u64::from(max),
         })
         .await?;
+    if !opened {
+        return Err(ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "repository {name} has {max} upload sessions open, the limit \
+                 (upload_sessions_per_repository_max); finish or cancel some first"
+            ),
+        )
+        .with_header(header::RETRY_AFTER, "60"));
+    }
     let Some(digest) = single else {
         return Ok(accepted(&name, id, 0, StatusCode::ACCEPTED));
     };

@@ -25,6 +25,8 @@ pub struct NewUpload<'a> {
     pub hash_state: &'a [u8],
     /// Creation time, Unix milliseconds.
     pub now_ms: i64,
+    /// Most sessions the repository may have open: beyond, none is created.
+    pub open_max: u64,
 }
 
 /// An upload session.
@@ -54,21 +56,35 @@ pub struct UploadChunk {
 }
 
 impl MetaStore {
-    /// Creates an upload session.
-    pub async fn create_upload(&self, u: NewUpload<'_>) -> Result<(), StoreError> {
-        on_writer!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO uploads (id, repository, size, hash_state, created_at, updated_at) \
-                 VALUES ($1, $2, 0, $3, $4, $4)",
-            )
-            .bind(u.id.to_string())
-            .bind(u.repository.as_str())
-            .bind(u.hash_state)
-            .bind(u.now_ms)
-            .execute(pool)
-            .await?;
+    /// Creates an upload session, unless its repository already has
+    /// `open_max` open (then `false`). The count and the insert are one step:
+    /// concurrent requests cannot push a repository past its limit.
+    pub async fn create_upload(&self, u: NewUpload<'_>) -> Result<bool, StoreError> {
+        const INSERT: &str = "INSERT INTO uploads (id, repository, size, hash_state, created_at, updated_at) \
+             SELECT $1, $2, 0, $3, $4, $4 \
+             WHERE (SELECT COUNT(*) FROM uploads WHERE repository = $2) < $5";
+        let open_max = i64::try_from(u.open_max).unwrap_or(i64::MAX);
+        let inserted = on_writer!(self, |pool, pg| {
+            let mut tx = pool.begin().await?;
+            if pg {
+                // Two transactions would each count the other's row out.
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind(format!("ward.uploads:{}", u.repository.as_str()))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let done = sqlx::query(INSERT)
+                .bind(u.id.to_string())
+                .bind(u.repository.as_str())
+                .bind(u.hash_state)
+                .bind(u.now_ms)
+                .bind(open_max)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            done.rows_affected() == 1
         });
-        Ok(())
+        Ok(inserted)
     }
 
     /// The session `id`, with its chunks.
