@@ -48,17 +48,18 @@ pub fn analyse_stream(src: &mut dyn Read, scan: &mut Scan<'_>, base_offset: u64)
     scan.count_bytes(input.pos());
 }
 
-/// Whether the first bytes look like a pickle: PROTO 2-5 followed by a valid opcode,
-/// or (protocols 0 and 1) a plausible first opcode followed by a plausible parse of the
-/// opcodes that fit in `head`.
+/// Whether the first bytes look like a pickle: PROTO 0-5 followed by a valid opcode,
+/// or a plausible first opcode followed by a plausible parse of the opcodes that fit in
+/// `head`. Python writes no PROTO below protocol 2 and never PROTO 0 or 1, but loads
+/// all of these: a payload crafted to dodge the usual shapes must still be analysed.
 pub fn sniff(head: &[u8]) -> bool {
     match head {
         // A payload may be followed by garbage: only the start has to parse.
-        [0x80, 2..=5] => true,
-        [0x80, 2..=5, next, ..] => shape(*next).is_some(),
+        [0x80, 0..=5] => true,
+        [0x80, 0..=5, next, ..] => shape(*next).is_some(),
         [
             b'(' | b']' | b'}' | b')' | b'c' | b'N' | b'I' | b'L' | b'S' | b'V' | b'K' | b'J'
-            | b'M' | b'U' | b'X' | b'T',
+            | b'M' | b'U' | b'X' | b'T' | b'B' | b'C' | 0x8c | 0x8d | 0x8e | 0x95,
             ..,
         ] => plausible(head, 3),
         _ => false,

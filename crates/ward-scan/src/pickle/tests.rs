@@ -584,6 +584,15 @@ fn sniffing() {
         (b"cposix\nsystem\n(S'ls'\ntR.", true),
         (b"N.", true),
         (b"cos\nfork\n)R\xff\xff", true),
+        // Loadable, though no Python writes them so: PROTO 0 or 1, and protocol
+        // 4 opcodes without the PROTO that would announce them.
+        (b"\x80\x01cposix\nsystem\n(S'id'\ntR.", true),
+        (b"\x80\x00cposix\nsystem\n(S'id'\ntR.", true),
+        (b"\x8c\x05posix\x8c\x06system\x93\x8c\x02id\x85R.", true),
+        (
+            b"\x95\x20\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x8c\x06system\x93",
+            true,
+        ),
         (b"cat\ndog\nNever mind\n", false),
         (b"cat\ndog\nbird\n", false),
         (b"{\"a\": 1}", false),
@@ -599,6 +608,22 @@ fn sniffing() {
     ];
     for (head, expected) in cases {
         assert_eq!(sniff(head), expected, "{:?}", String::from_utf8_lossy(head));
+    }
+}
+
+#[test]
+fn pickles_in_unusual_shapes_are_still_analysed() {
+    for payload in [
+        &b"\x80\x01cposix\nsystem\n(S'id'\ntR."[..],
+        &b"\x80\x00cposix\nsystem\n(S'id'\ntR."[..],
+        &b"\x8c\x05posix\x8c\x06system\x93\x8c\x02id\x85R."[..],
+    ] {
+        let report = scan(payload, Limits::default());
+        assert!(
+            report.findings.iter().any(|f| f.rule == DENIED),
+            "{:?}: {report:#?}",
+            String::from_utf8_lossy(payload)
+        );
     }
 }
 
