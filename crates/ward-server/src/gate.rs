@@ -113,6 +113,10 @@ struct VerdictKey {
 pub struct GateVerdict {
     /// Whether it may be served or promoted.
     pub allowed: bool,
+    /// Whether a rule covers it and its signatures satisfy that rule: what an
+    /// index must be for the platform manifests it lists to be served through
+    /// it (an index no rule covers is allowed, yet vouches for nothing).
+    pub verified: bool,
     /// The reason, for error bodies and the audit log.
     pub summary: String,
     until: Instant,
@@ -141,7 +145,8 @@ impl SignatureGate {
         }
     }
 
-    /// Something that may be a signature was pushed: cached verdicts stop counting.
+    /// Something that may be a signature was pushed or deleted: cached
+    /// verdicts stop counting.
     pub fn signatures_changed(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
@@ -253,7 +258,7 @@ pub(crate) async fn check_manifest(
         .await?
     {
         if let Some(v) = parent_verdict(ctx, &policy, name, parent).await?
-            && v.allowed
+            && v.verified
         {
             return Ok(());
         }
@@ -304,7 +309,7 @@ pub(crate) async fn check_blob(ctx: &Ctx, name: &RepositoryName, digest: Digest)
             .await?
         {
             if let Some(v) = parent_verdict(ctx, &policy, name, grandparent).await?
-                && v.allowed
+                && v.verified
             {
                 return Ok(());
             }
@@ -476,6 +481,7 @@ async fn verdict(
     }
     let verdict = Arc::new(GateVerdict {
         allowed,
+        verified: result.covered && result.satisfied,
         summary,
         until,
     });

@@ -594,3 +594,103 @@ fn a_signed_model_is_served_whole_and_a_changed_or_extended_one_is_refused() {
     let (code, decision) = gate(&format!("{}/models/fraud:single", server.addr), &rsa_pub);
     assert_eq!(code, Some(0), "{decision}");
 }
+
+/// An index no rule covers vouches for nothing: the unsigned platform
+/// manifest it lists stays refused. And withdrawing a signature (deleting its
+/// referrer and its `.sig` tag) takes effect at once, not when the cached
+/// verdict expires.
+#[test]
+fn only_a_verified_index_vouches_and_a_withdrawn_signature_counts_at_once() {
+    let work = tempfile::tempdir().unwrap();
+    let server = WardProcess::start(
+        &work.path().join("data"),
+        &[("WARD_DELETE_ENABLED", "true")],
+    );
+    let key = generate_key(work.path(), "release");
+    let policy = serde_json::json!({
+        "keys": [{
+            "name": "release",
+            "public_key": std::fs::read_to_string(key.with_extension("pub")).unwrap(),
+        }],
+        "rules": [{
+            "name": "images",
+            "repositories": ["prod/**"],
+            "keys": ["release"],
+            "artifact_types": ["application/vnd.oci.image.config.v1+json"],
+        }],
+    });
+    put_trust_policy(&server, work.path(), &policy);
+    let deployer = create_robot(&server, "deployer", "read=prod/**");
+
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = b"platform layer".to_vec();
+    put_blob(&server, "prod/app", config.clone());
+    put_blob(&server, "prod/app", layer.clone());
+    let image = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": format!("sha256:{}", sha256_hex(&config)), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": format!("sha256:{}", sha256_hex(&layer)), "size": layer.len()}],
+    })
+    .to_string()
+    .into_bytes();
+    let image_digest = format!("sha256:{}", sha256_hex(&image));
+    put_manifest(&server, "prod/app", "amd64", image.clone());
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": image_digest, "size": image.len(),
+                       "platform": {"architecture": "amd64", "os": "linux"}}],
+    })
+    .to_string()
+    .into_bytes();
+    put_manifest(&server, "prod/app", "multi", index);
+
+    let by_digest = format!("/v2/prod/app/manifests/{image_digest}");
+    let layer_path = format!("/v2/prod/app/blobs/sha256:{}", sha256_hex(&layer));
+    let (status, body) = get_as(&server, &deployer, &by_digest, "containerd/2");
+    assert_eq!(status, 403, "listed by an index no rule covers: {body}");
+    let (status, body) = get_as(&server, &deployer, &layer_path, "containerd/2");
+    assert_eq!(status, 403, "{body}");
+
+    // Signed, it is served; the signature withdrawn, it is refused again.
+    let signed = ward_with(
+        &[
+            "sign",
+            &format!("{}/prod/app@{image_digest}", server.addr),
+            "--key",
+            key.with_extension("key").to_str().unwrap(),
+        ],
+        &[("COSIGN_PASSWORD", KEY_PASSWORD)],
+    );
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let (status, body) = get_as(&server, &deployer, &by_digest, "containerd/2");
+    assert_eq!(status, 200, "{body}");
+    let referrers: Value = admin_http()
+        .get(server.url(&format!("/v2/prod/app/referrers/{image_digest}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut withdrawn = vec![format!("{}.sig", image_digest.replace(':', "-"))];
+    for r in referrers["manifests"].as_array().unwrap() {
+        withdrawn.push(r["digest"].as_str().unwrap().to_owned());
+    }
+    assert!(withdrawn.len() >= 2, "{referrers}");
+    for reference in withdrawn {
+        let r = admin_http()
+            .delete(server.url(&format!("/v2/prod/app/manifests/{reference}")))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED, "{reference}");
+    }
+    let (status, body) = get_as(&server, &deployer, &by_digest, "containerd/2");
+    assert_eq!(status, 403, "the signature is gone: {body}");
+}

@@ -460,6 +460,9 @@ pub(super) async fn delete(ctx: &Ctx, name: &str, reference: &str) -> ApiResult<
         }
     };
     if deleted {
+        // What went may have been a signature (a referrer, a `.sig` tag):
+        // verdicts that counted it must not outlive it.
+        ctx.state.signatures.signatures_changed();
         let mut event = audit::event(EventType::Delete, Some(&ctx.caller), &ctx.headers)
             .repository(name.as_str());
         event = match &reference {
