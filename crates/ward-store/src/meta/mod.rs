@@ -290,6 +290,19 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Takes the SQLite writer connection and keeps it until the returned
+    /// connection drops, so that a test can make the store's writes wait for
+    /// it; `None` on PostgreSQL.
+    #[cfg(feature = "test-support")]
+    pub async fn hold_sqlite_writer(
+        &self,
+    ) -> Result<Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => Ok(Some(writer.acquire().await?)),
+            Backend::Postgres(_) => Ok(None),
+        }
+    }
+
     /// Changes to tags or manifests abandoned half-way whose outcome the
     /// store does not know yet. While there are any, manifest resolutions are
     /// not answered from memory (`resolutions` module).
