@@ -1591,3 +1591,45 @@ async fn an_expired_access_token_is_not_remembered_past_its_expiry() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     reg.stop().await;
 }
+
+both_backends!(
+    scan_policies_need_the_right_to_manage_scans,
+    |b: Backend| async move {
+        let reg = TestRegistry::start(b).await;
+        create_user(&reg, "ops", "ops-long-password").await;
+        let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Repos", "Effect": "Allow",
+            "Principal": {"User": "ops"}, "Action": "admin:ManageRepositories", "Resource": "prod/*"}]});
+        api_ok(&reg, reqwest::Method::PUT, "/policies/ops", Some(policy)).await;
+        let ops = client_as("ops", "ops-long-password");
+        let put = |body: Value| {
+            ops.put(reg.url("/api/v1/repositories/prod/app"))
+                .json(&body)
+                .send()
+        };
+        let r = put(json!({"labels": {"Environment": "production"}}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let lax = json!({"scan_policy": {"quarantine_severity": null}});
+        let r = put(lax.clone()).await.unwrap();
+        expect_error(r, StatusCode::FORBIDDEN, "DENIED").await;
+        let settings = api_ok(&reg, reqwest::Method::GET, "/repositories/prod/app", None).await;
+        assert!(settings["scan_policy"].is_null(), "{settings}");
+        assert_eq!(settings["labels"], json!({"Environment": "production"}));
+
+        let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Scans", "Effect": "Allow",
+            "Principal": {"User": "ops"}, "Action": "admin:ManageScans", "Resource": "prod/*"}]});
+        api_ok(
+            &reg,
+            reqwest::Method::PUT,
+            "/policies/ops-scans",
+            Some(policy),
+        )
+        .await;
+        let r = put(lax).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let settings = api_ok(&reg, reqwest::Method::GET, "/repositories/prod/app", None).await;
+        assert!(settings["scan_policy"].is_object(), "{settings}");
+        reg.stop().await;
+    }
+);

@@ -71,10 +71,23 @@ pub(super) async fn put_settings(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
+    request_headers: axum::http::HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     let repo = repository(&state, &name)?;
     let body: SettingsBody = super::json_body_limited(body).await?;
+    // A scan policy decides what is blocked and quarantined: the route's
+    // ManageRepositories is not enough, as the action list says.
+    if body.scan_policy.is_some() {
+        super::authorize(
+            &state,
+            &caller,
+            &request_headers,
+            ward_auth::policy::Action::ManageScans,
+            Some(repo.as_str()),
+        )
+        .await?;
+    }
     if let Some(labels) = &body.labels {
         ward_auth::Labels::new(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .map_err(|e| ApiError::new(ward_core::ErrorCode::InvalidRequest, e.to_string()))?;
