@@ -61,8 +61,13 @@ pub(crate) fn verify_evidence(
     use crate::verify::{Claim, Material, Rejection, SignatureFormat, verify_claim};
     let mut candidates: Vec<Digest> = subject.digest.into_iter().collect();
     if let Some(model) = subject.model {
+        // Only a model that is that one file: anything it holds beside it
+        // (a layer without a title, one that cannot be read) is unsigned.
         let files = model.files(&[], false, &ctx.limits);
-        if let [(_, digest)] = files.files.iter().collect::<Vec<_>>().as_slice() {
+        if let ([(_, digest)], true) = (
+            files.files.iter().collect::<Vec<_>>().as_slice(),
+            files.problems.is_empty(),
+        ) {
             candidates.push(**digest);
         }
     }

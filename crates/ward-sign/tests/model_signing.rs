@@ -440,7 +440,21 @@ fn rsa_pss_signatures_from_openssl_verify_and_ward_signatures_verify_in_openssl(
     };
     assert!(
         policy
-            .evaluate(&model_subject, &candidate(ours), &Context::now())
+            .evaluate(&model_subject, &candidate(ours.clone()), &Context::now())
+            .satisfied
+    );
+    // Not a manifest holding that file and more: an untitled layer beside it
+    // is content the signature does not name.
+    let mut extended = single.clone();
+    extended.problems.push("layer 1 has no title".into());
+    let extended_subject = Subject {
+        digest: Some(Digest::of(b"extended manifest")),
+        model: Some(&extended),
+        ..Subject::default()
+    };
+    assert!(
+        !policy
+            .evaluate(&extended_subject, &candidate(ours), &Context::now())
             .satisfied
     );
 }
