@@ -20,6 +20,11 @@ use crate::time::{UnixSeconds, format_rfc3339};
 
 /// Longest issuer chain followed above a leaf.
 pub const CHAIN_DEPTH_MAX: usize = 8;
+/// Most issuer signatures checked while looking for one chain. The search
+/// backtracks, so intermediates crafted alike (one subject, one key, no path
+/// length) would otherwise make it exponential in the chain depth; honest
+/// chains need one check per link, a few more with cross-signed roots.
+pub const CHAIN_SIGNATURE_CHECKS_MAX: usize = 64;
 
 /// Fulcio's original OIDC issuer extension (raw string value).
 pub const OID_FULCIO_ISSUER_V1: ObjectIdentifier =
@@ -346,7 +351,7 @@ pub fn verify_chain(
     let path = if anchors.contains(leaf) {
         Vec::new()
     } else {
-        climb(leaf, intermediates, anchors, 0)?
+        climb(leaf, intermediates, anchors, 0, &mut 0)?
     };
     leaf.valid_at(at)?;
     path.iter().try_for_each(|issuer| issuer.valid_at(at))
@@ -377,12 +382,14 @@ fn check_leaf(leaf: &Certificate) -> Result<(), ChainError> {
 }
 
 /// One step up: find who issued `current`, preferring configured anchors;
-/// returns the issuers from `current`'s up to the anchor.
+/// returns the issuers from `current`'s up to the anchor. `checks` counts the
+/// issuer signatures verified so far, against [`CHAIN_SIGNATURE_CHECKS_MAX`].
 fn climb<'a>(
     current: &Certificate,
     intermediates: &'a [Certificate],
     anchors: &'a [Certificate],
     cas_below: usize,
+    checks: &mut usize,
 ) -> Result<Vec<&'a Certificate>, ChainError> {
     if cas_below > CHAIN_DEPTH_MAX {
         return Err(ChainError::Untrusted(format!(
@@ -390,24 +397,39 @@ fn climb<'a>(
         )));
     }
     let issuer_name = current.issuer_der();
-    let issued = |c: &&Certificate| c.subject_der() == issuer_name && current.signed_by(c);
-    if let Some(anchor) = anchors.iter().find(issued) {
-        check_issuer(anchor, cas_below, true)?;
-        return Ok(vec![anchor]);
+    let issued = |c: &Certificate, checks: &mut usize| {
+        if c.subject_der() != issuer_name {
+            return Ok(false);
+        }
+        *checks += 1;
+        if *checks > CHAIN_SIGNATURE_CHECKS_MAX {
+            return Err(ChainError::Untrusted(format!(
+                "gave up looking for a certificate chain after {CHAIN_SIGNATURE_CHECKS_MAX} \
+                 issuer signature checks (CHAIN_SIGNATURE_CHECKS_MAX)"
+            )));
+        }
+        Ok(current.signed_by(c))
+    };
+    for anchor in anchors {
+        if issued(anchor, checks)? {
+            check_issuer(anchor, cas_below, true)?;
+            return Ok(vec![anchor]);
+        }
     }
     let mut last_error = None;
-    for candidate in intermediates
-        .iter()
-        .filter(|c| *c != current)
-        .filter(issued)
-    {
+    for candidate in intermediates.iter().filter(|c| *c != current) {
+        if !issued(candidate, checks)? {
+            continue;
+        }
         let result = check_issuer(candidate, cas_below, false)
-            .and_then(|()| climb(candidate, intermediates, anchors, cas_below + 1));
+            .and_then(|()| climb(candidate, intermediates, anchors, cas_below + 1, checks));
         match result {
             Ok(mut path) => {
                 path.insert(0, candidate);
                 return Ok(path);
             }
+            // Out of budget: no other branch may search on.
+            Err(e) if *checks > CHAIN_SIGNATURE_CHECKS_MAX => return Err(e),
             Err(e) => last_error = Some(e),
         }
     }

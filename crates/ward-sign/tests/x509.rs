@@ -163,3 +163,94 @@ fn hex_colons(bytes: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join(":")
 }
+
+/// Intermediates crafted alike (one subject, one key, CA without a path
+/// length, each self-signed) each issue every other: the chain search must
+/// give up after a bounded number of signature checks instead of trying
+/// every ordering of them.
+#[test]
+fn a_maze_of_look_alike_intermediates_is_searched_within_a_budget() {
+    let ca = TestCa::new();
+    let dir = ca.dir.path();
+    common::run(
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "maze.key",
+        ],
+        dir,
+    );
+    let mut maze = Vec::new();
+    for serial in 1..=8 {
+        let name = format!("maze{serial}.pem");
+        common::run(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "maze.key",
+                "-subj",
+                "/O=Ward tests/CN=Maze",
+                "-set_serial",
+                &serial.to_string(),
+                "-days",
+                "30",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+                "-out",
+                &name,
+            ],
+            dir,
+        );
+        maze.push(cert(&dir.join(name)));
+    }
+    std::fs::write(dir.join("lost.ext"), LEAF).unwrap();
+    common::run(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-key",
+            "maze.key",
+            "-subj",
+            "/O=Ward tests/CN=Lost",
+            "-out",
+            "lost.csr",
+        ],
+        dir,
+    );
+    common::run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "lost.csr",
+            "-CA",
+            "maze1.pem",
+            "-CAkey",
+            "maze.key",
+            "-set_serial",
+            "99",
+            "-days",
+            "30",
+            "-extfile",
+            "lost.ext",
+            "-out",
+            "lost.pem",
+        ],
+        dir,
+    );
+    let root = cert(&dir.join("root.pem"));
+    let result = verify_chain(&cert(&dir.join("lost.pem")), &maze, &[root], now());
+    untrusted(result, "gave up looking for a certificate chain");
+}
