@@ -174,7 +174,7 @@ async fn read_limited(ctx: &Ctx, body: Body) -> ApiResult<Bytes> {
 }
 
 /// The tags a push sets: the reference if it is a tag, plus `?tag=` parameters.
-fn push_tags(ctx: &Ctx, reference: &Reference) -> ApiResult<Vec<Tag>> {
+pub(super) fn push_tags(ctx: &Ctx, reference: &Reference) -> ApiResult<Vec<Tag>> {
     let mut tags = Vec::new();
     if let Reference::Tag(t) = reference {
         tags.push(t.clone());

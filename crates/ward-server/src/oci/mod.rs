@@ -218,24 +218,25 @@ pub(super) async fn refusal(
 }
 
 /// The tags a manifest request names: the reference when it is a tag and,
-/// for a push, the `?tag=` parameters too (the handler refuses invalid ones).
+/// for a push, the ones it sets (`manifests::push_tags`). A push whose tags
+/// do not parse, or are too many, is refused by its handler before anything
+/// is stored, so then the path's tag is all there is to authorize.
 fn route_tags(ctx: &Ctx, endpoint: Endpoint, route: &Route) -> Vec<Tag> {
     let Route::Manifest { reference, .. } = route else {
         return Vec::new();
     };
-    let mut tags = Vec::new();
-    if let Ok(Reference::Tag(t)) = Reference::parse(reference) {
-        tags.push(t);
+    let Ok(reference) = Reference::parse(reference) else {
+        return Vec::new();
+    };
+    if endpoint == Endpoint::PutManifest
+        && let Ok(tags) = manifests::push_tags(ctx, &reference)
+    {
+        return tags;
     }
-    if endpoint == Endpoint::PutManifest {
-        let extra = crate::http::query_values(&ctx.query, "tag").filter_map(|t| Tag::parse(t).ok());
-        for t in extra.take(ctx.state.config.limits.tags_per_push_max) {
-            if !tags.contains(&t) {
-                tags.push(t);
-            }
-        }
+    match reference {
+        Reference::Tag(t) => vec![t],
+        Reference::Digest(_) => Vec::new(),
     }
-    tags
 }
 
 /// The token scope a push needs. A mount also reads its source, so its

@@ -11,8 +11,8 @@ use ward_core::Digest;
 use ward_core::name::RepositoryName;
 
 use super::{
-    MetaStore, StoreError, ensure_repository, insert_blob_and_link, on_reader, on_writer, to_i64,
-    to_u64,
+    Backend, MetaStore, StoreError, ensure_repository, insert_blob_and_link, on_reader, on_writer,
+    to_i64, to_u64,
 };
 
 /// A session to create.
@@ -64,26 +64,32 @@ impl MetaStore {
              SELECT $1, $2, 0, $3, $4, $4 \
              WHERE (SELECT COUNT(*) FROM uploads WHERE repository = $2) < $5";
         let open_max = i64::try_from(u.open_max).unwrap_or(i64::MAX);
-        let inserted = on_writer!(self, |pool, pg| {
-            let mut tx = pool.begin().await?;
-            if pg {
+        // The same statement for either backend's query type.
+        macro_rules! insert {
+            () => {
+                sqlx::query(INSERT)
+                    .bind(u.id.to_string())
+                    .bind(u.repository.as_str())
+                    .bind(u.hash_state)
+                    .bind(u.now_ms)
+                    .bind(open_max)
+            };
+        }
+        let inserted = match &self.backend {
+            // One statement on the one writer connection: nothing can interleave.
+            Backend::Sqlite { writer, .. } => insert!().execute(writer).await?.rows_affected(),
+            Backend::Postgres(pool) => {
                 // Two transactions would each count the other's row out.
+                let mut tx = pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
                     .bind(format!("ward.uploads:{}", u.repository.as_str()))
                     .execute(&mut *tx)
                     .await?;
+                let done = insert!().execute(&mut *tx).await?;
+                tx.commit().await?;
+                done.rows_affected()
             }
-            let done = sqlx::query(INSERT)
-                .bind(u.id.to_string())
-                .bind(u.repository.as_str())
-                .bind(u.hash_state)
-                .bind(u.now_ms)
-                .bind(open_max)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            done.rows_affected() == 1
-        });
+        } == 1;
         Ok(inserted)
     }
 
