@@ -36,7 +36,7 @@ pub mod pickle;
 
 pub use detect::{Format, detect};
 pub use input::{ForwardOnly, Source};
-pub use report::{Finding, Location, Report, Severity, Unreadable};
+pub use report::{Finding, Location, Report, Severity, UnreadKind, Unreadable};
 pub use scanner::{Analyzer, Limits, Scan, Scanner};
 
 /// Version of the rule set (deny-list, allow-list, format checks). Stored with every

@@ -124,6 +124,34 @@ pub struct Unreadable {
     pub location: Location,
     /// Why, for a person.
     pub reason: String,
+    /// What kind of stop it was: whether a payload could hide past it.
+    #[serde(default)]
+    pub kind: UnreadKind,
+}
+
+/// Why the scanner stopped reading a part, which decides whether what it did
+/// not read could still reach a loader.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnreadKind {
+    /// Past one of the scanner's limits: a loader would read on.
+    Limit,
+    /// Encrypted: a loader given the key would read it.
+    Encrypted,
+    /// Reading the input failed (not its content): nothing is known of it.
+    Io,
+    /// Not valid in its format where reading stopped: a loader fails there
+    /// too, so nothing past it runs. (Older reports say nothing of the kind.)
+    #[default]
+    Malformed,
+}
+
+impl UnreadKind {
+    /// Whether bytes a loader would read were left unread, so the scan says
+    /// nothing of them.
+    pub fn leaves_unread(self) -> bool {
+        self != UnreadKind::Malformed
+    }
 }
 
 /// Everything one scan of one input found.
@@ -142,6 +170,15 @@ pub struct Report {
 }
 
 impl Report {
+    /// How many parts were left unread that a loader would read
+    /// ([`UnreadKind::leaves_unread`]): a scan with any is incomplete.
+    pub fn unread_parts(&self) -> usize {
+        self.unreadable
+            .iter()
+            .filter(|u| u.kind.leaves_unread())
+            .count()
+    }
+
     /// The highest severity among the findings, if any.
     pub fn max_severity(&self) -> Option<Severity> {
         self.findings.iter().map(|f| f.severity).max()

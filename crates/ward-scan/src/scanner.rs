@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect::{Format, SNIFF_BYTES, detect};
 use crate::input::{ForwardOnly, Source};
-use crate::report::{Finding, Location, Report, Severity, Unreadable};
+use crate::report::{Finding, Location, Report, Severity, UnreadKind, Unreadable};
 use crate::{RULESET_VERSION, archive, formats, pickle};
 
 /// Every bound the scanner keeps. Crossing one is reported as [`Unreadable`] (and, for
@@ -182,7 +182,7 @@ impl Scanner {
                     Ok(mut f) => self.scan(&mut f),
                     Err(e) => {
                         let mut scan = Scan::new(self);
-                        scan.unreadable(None, format!("cannot open: {e}"));
+                        scan.unreadable_io(None, "cannot open", &e);
                         scan.finish(Format::Unknown)
                     }
                 };
@@ -308,11 +308,41 @@ impl<'a> Scan<'a> {
     }
 
     /// Records that the current member could not be read past `offset`, and why.
+    ///
+    /// The reason says what kind of stop it was: a limit's message names the
+    /// limit (`limits.<key>`), an encrypted part's says "encrypted"; any other
+    /// reason is the content's fault ([`UnreadKind::Malformed`]). Failures to
+    /// read the input itself go through [`Scan::unreadable_io`].
     pub fn unreadable(&mut self, offset: Option<u64>, reason: impl Into<String>) {
+        let reason = reason.into();
+        let kind = if reason.contains("limits.") {
+            UnreadKind::Limit
+        } else if reason.contains("encrypted") {
+            UnreadKind::Encrypted
+        } else {
+            UnreadKind::Malformed
+        };
+        self.unread(offset, reason, kind);
+    }
+
+    /// Records that reading failed with `e`. Reading the file itself failing
+    /// is an I/O failure; inside a member, the error comes from the decoder or
+    /// archive reader in between, so it is the content's.
+    pub fn unreadable_io(&mut self, offset: Option<u64>, context: &str, e: &io::Error) {
+        let kind = if self.members.is_empty() {
+            UnreadKind::Io
+        } else {
+            UnreadKind::Malformed
+        };
+        self.unread(offset, format!("{context}: {e}"), kind);
+    }
+
+    fn unread(&mut self, offset: Option<u64>, reason: String, kind: UnreadKind) {
         let location = self.here(offset);
         self.unreadable.push(Unreadable {
             location,
-            reason: reason.into(),
+            reason,
+            kind,
         });
     }
 
@@ -391,7 +421,7 @@ impl<'a> Scan<'a> {
     fn dispatch_seekable(&mut self, src: &mut dyn Source) -> Format {
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         if let Err(e) = read_head(src, &mut head).and_then(|()| src.seek(SeekFrom::Start(0))) {
-            self.unreadable(Some(0), format!("cannot read: {e}"));
+            self.unreadable_io(Some(0), "cannot read", &e);
             return Format::Unknown;
         }
         let mut format = detect(&head);
@@ -399,7 +429,8 @@ impl<'a> Scan<'a> {
             format = Format::Zip;
         }
         if src.seek(SeekFrom::Start(0)).is_err() {
-            self.unreadable(Some(0), "cannot rewind");
+            let e = io::Error::other("seek failed");
+            self.unreadable_io(Some(0), "cannot rewind", &e);
             return format;
         }
         if let Some(analyzer) = analyzer(format) {
@@ -411,7 +442,7 @@ impl<'a> Scan<'a> {
     fn dispatch_stream(&mut self, src: &mut dyn Read) -> Format {
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         if let Err(e) = read_head(src, &mut head) {
-            self.unreadable(Some(0), format!("cannot read: {e}"));
+            self.unreadable_io(Some(0), "cannot read", &e);
             return Format::Unknown;
         }
         let format = detect(&head);
@@ -447,7 +478,12 @@ impl<'a> Scan<'a> {
             }
             Ok((file, _)) => Some(file),
             Err(e) => {
-                self.unreadable(None, format!("cannot copy member to a temporary file: {e}"));
+                // The temporary file failing is ours, whatever the member holds.
+                self.unread(
+                    None,
+                    format!("cannot copy member to a temporary file: {e}"),
+                    UnreadKind::Io,
+                );
                 None
             }
         }

@@ -992,10 +992,10 @@ pub(crate) mod tests {
             ..Limits::default()
         };
         check(&three, few.clone(), &["a", "b"], &[]);
-        assert!(unreadable_says(
-            &scan_with(&three, few),
-            "limits.archive_entries_max"
-        ));
+        let report = scan_with(&three, few);
+        assert!(unreadable_says(&report, "limits.archive_entries_max"));
+        assert_eq!(report.unread_parts(), 1, "a limit leaves entries unread");
+        assert_eq!(report.unreadable[0].kind, crate::UnreadKind::Limit);
 
         let nested = zip(&[stored(
             "1.zip",

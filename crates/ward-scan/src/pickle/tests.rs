@@ -3,7 +3,7 @@
 use std::io::Cursor;
 
 use super::sniff;
-use crate::{Limits, Scanner, Severity};
+use crate::{Limits, Scanner, Severity, UnreadKind};
 
 /// Expected findings: severity, rule and a substring of the message.
 type Expect = Vec<(Severity, &'static str, &'static str)>;
@@ -559,16 +559,27 @@ fn limits_hold() {
         pickle_ops_max: 10,
         ..Limits::default()
     };
-    let cases: Vec<(P, Limits, bool)> = vec![
-        (deep_tuples.clone(), Limits::default(), false),
-        (marks, small.clone(), true),
-        (memo_fanout.clone(), small, true),
-        (memo_fanout, ops, true),
-        (P::proto(2).op(b'q').op(1).stop(), Limits::default(), true),
+    // A limit leaves the rest unread (a loader reads on); a malformed op
+    // stops a loader too.
+    let cases: Vec<(P, Limits, Option<UnreadKind>)> = vec![
+        (deep_tuples.clone(), Limits::default(), None),
+        (marks, small.clone(), Some(UnreadKind::Limit)),
+        (memo_fanout.clone(), small, Some(UnreadKind::Limit)),
+        (memo_fanout, ops, Some(UnreadKind::Limit)),
+        (
+            P::proto(2).op(b'q').op(1).stop(),
+            Limits::default(),
+            Some(UnreadKind::Malformed),
+        ),
     ];
-    for (input, limits, unreadable) in cases {
+    for (input, limits, kind) in cases {
         let report = scan(&input.0, limits);
-        assert_eq!(!report.unreadable.is_empty(), unreadable, "{report:#?}");
+        let kinds: Vec<UnreadKind> = report.unreadable.iter().map(|u| u.kind).collect();
+        assert_eq!(kinds.first().copied(), kind, "{report:#?}");
+        assert_eq!(
+            report.unread_parts() > 0,
+            kind.is_some_and(UnreadKind::leaves_unread)
+        );
     }
 }
 
@@ -789,8 +800,26 @@ fn memo_indexes() {
         (p(&[0, 2, 4, 6]), ranges.clone(), true),
         (p(&[200, 0, 100]), Limits::default(), false),
     ];
-    for (input, limits, unreadable) in cases {
+    for (input, limits, over_limit) in cases {
         let report = scan(&input.0, limits);
-        assert_eq!(!report.unreadable.is_empty(), unreadable, "{report:#?}");
+        assert_eq!(!report.unreadable.is_empty(), over_limit, "{report:#?}");
+        assert_eq!(report.unread_parts() > 0, over_limit, "{report:#?}");
     }
+}
+
+#[test]
+fn text_that_only_starts_like_a_pickle_is_malformed_not_incomplete() {
+    // numpy's wheel ships this Fortran source; its bytes read as protocol 0
+    // opcodes (`M` BININT2, `U` SHORT_BINSTRING...) until a GLOBAL whose
+    // names are no identifiers, where `pickle.load` fails too: nothing could
+    // hide past it.
+    let fortran = b"MODULE string_test\n\n  character(len=8) :: string\n  character string77 * 8\n\n  character(len=12), dimension(5,7) :: strarr\n  character strarr77(5,7) * 12\n\nEND MODULE string_test\n";
+    let report = scan(fortran, Limits::default());
+    assert_eq!(report.max_severity(), Some(Severity::Low), "{report:#?}");
+    assert_eq!(
+        report.unreadable[0].kind,
+        UnreadKind::Malformed,
+        "{report:#?}"
+    );
+    assert_eq!(report.unread_parts(), 0, "{report:#?}");
 }

@@ -2,7 +2,9 @@
 //!
 //! Exit codes: 0 nothing at or above `--fail-on`; 1 a finding at or above it;
 //! 2 bad arguments or a path that does not exist; 3 no such finding, but part
-//! of the input could not be read (so a payload could hide there).
+//! of the input was left unread that a loader would read (past a scanner
+//! limit, encrypted, or an I/O failure), so a payload could hide there. A part
+//! malformed for any reader is listed but does not make a scan incomplete.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let failing = reports
         .iter()
         .any(|(_, r)| r.max_severity().is_some_and(|s| s >= args.fail_on));
-    let incomplete = reports.iter().any(|(_, r)| !r.unreadable.is_empty());
+    let incomplete = reports.iter().any(|(_, r)| r.unread_parts() > 0);
     Ok(if failing {
         ExitCode::from(1)
     } else if incomplete {
@@ -90,9 +92,14 @@ fn print_table(reports: &[(PathBuf, Report)]) {
             );
         }
         for u in &report.unreadable {
+            let rule = if u.kind.leaves_unread() {
+                "scan.incomplete"
+            } else {
+                "scan.malformed"
+            };
             println!(
                 "  {:<8}  {:<28}  {}  at {}",
-                "UNREAD", "scan.unreadable", u.reason, u.location
+                "UNREAD", rule, u.reason, u.location
             );
         }
     }
