@@ -46,6 +46,8 @@ pub struct ManifestRef {
     pub digest: Digest,
     /// Whether it names a blob or another manifest.
     pub target: RefTarget,
+    /// The size the descriptor declares (the stored content must match it).
+    pub size: u64,
 }
 
 /// The kind of thing a manifest reference names.
@@ -222,6 +224,7 @@ fn image_references(
     let mut refs = vec![ManifestRef {
         digest: config.digest,
         target: RefTarget::Blob,
+        size: config.size,
     }];
     for (i, layer) in layers.iter().enumerate() {
         let d = descriptor(&format!("layers[{i}]"), layer)?;
@@ -233,6 +236,7 @@ fn image_references(
             } else {
                 RefTarget::Blob
             },
+            size: d.size,
         });
     }
     let artifact_type = raw.artifact_type.clone().or(Some(config.media_type));
@@ -252,6 +256,7 @@ fn index_references(raw: &RawManifest) -> Result<Vec<ManifestRef>, ManifestError
             Ok(ManifestRef {
                 digest: d.digest,
                 target: RefTarget::Manifest,
+                size: d.size,
             })
         })
         .collect()

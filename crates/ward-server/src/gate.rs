@@ -53,6 +53,9 @@ pub struct SignatureConfig {
     pub blob_bytes_max: u64,
     /// Most signature manifests (tag plus referrers) read for one subject.
     pub manifests_max: u32,
+    /// Most signature bytes (all blobs together) read for one decision; the
+    /// signatures past it are not considered.
+    pub evidence_bytes_max: u64,
     /// Most parents looked at to find a verified index or manifest.
     pub parents_max: u32,
     /// Most files read from a model manifest for model-signing verification.
@@ -73,6 +76,7 @@ impl Default for SignatureConfig {
         SignatureConfig {
             blob_bytes_max: 1024 * 1024,
             manifests_max: 64,
+            evidence_bytes_max: 16 * 1024 * 1024,
             parents_max: 32,
             model_files_max: 100_000,
             verdicts_max: 100_000,
@@ -88,6 +92,7 @@ impl SignatureConfig {
         for (key, value) in [
             ("blob_bytes_max", self.blob_bytes_max),
             ("manifests_max", u64::from(self.manifests_max)),
+            ("evidence_bytes_max", self.evidence_bytes_max),
             ("parents_max", u64::from(self.parents_max)),
             ("model_files_max", self.model_files_max as u64),
             ("verdicts_max", self.verdicts_max as u64),
@@ -180,7 +185,9 @@ fn is_signature_tag(tag: &str) -> bool {
 }
 
 /// A manifest that holds only signatures (every layer a signature type, the
-/// whole small): readable in protected repositories so clients can verify.
+/// whole small, sizes checked when it was pushed): readable in protected
+/// repositories so clients can verify. Only as what it claims to be, though:
+/// see [`check_manifest`] and [`check_blob`].
 fn is_signature_artifact(bytes: &[u8], bytes_max: u64) -> bool {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
         return false;
@@ -228,10 +235,16 @@ fn is_producer(ctx: &Ctx, name: &RepositoryName) -> bool {
         .is_allowed()
 }
 
-/// The pull gate for a manifest about to be served.
+/// The pull gate for a manifest about to be served, asked for by `reference`.
+///
+/// A signature artifact is served unverified only when asked for as a
+/// signature: by digest (as the referrers API and `cosign` name it) or by a
+/// signature tag. A manifest of signature-typed layers under any other tag is
+/// something dressed as a signature and goes through the gate like any other.
 pub(crate) async fn check_manifest(
     ctx: &Ctx,
     name: &RepositoryName,
+    reference: &Reference,
     meta: &ManifestMeta,
     content: &Bytes,
 ) -> ApiResult<()> {
@@ -240,8 +253,12 @@ pub(crate) async fn check_manifest(
     let Some(policy) = snapshot.trust.clone() else {
         return Ok(());
     };
+    let asked_as_signature = match reference {
+        Reference::Digest(_) => true,
+        Reference::Tag(tag) => is_signature_tag(tag.as_str()),
+    };
     if !policy.protects_repository(name.as_str())
-        || is_signature_artifact(content, limits.blob_bytes_max)
+        || (asked_as_signature && is_signature_artifact(content, limits.blob_bytes_max))
         || is_producer(ctx, name)
     {
         return Ok(());
@@ -274,14 +291,21 @@ pub(crate) async fn check_manifest(
 }
 
 /// The blob gate: a blob of a protected repository is served only through a
-/// manifest of that repository that may be pulled.
+/// manifest of that repository that may be pulled. Signature artifacts vouch
+/// for a blob only when nothing else references it: a model layer that an
+/// unverified manifest holds stays refused even if a manifest dressed as a
+/// signature lists it too.
 pub(crate) async fn check_blob(ctx: &Ctx, name: &RepositoryName, digest: Digest) -> ApiResult<()> {
     let snapshot = ctx.state.access.snapshot();
     let limits = &ctx.state.signatures.config;
     let Some(policy) = snapshot.trust.clone() else {
         return Ok(());
     };
-    if !policy.protects_repository(name.as_str()) || is_producer(ctx, name) {
+    // The OCI empty blob (`{}`, the config of artifacts and referrers) says nothing.
+    if !policy.protects_repository(name.as_str())
+        || digest == Digest::of(ward_core::media::OCI_EMPTY_BYTES)
+        || is_producer(ctx, name)
+    {
         return Ok(());
     }
     let parents = ctx
@@ -289,13 +313,17 @@ pub(crate) async fn check_blob(ctx: &Ctx, name: &RepositoryName, digest: Digest)
         .meta
         .referencing_manifests(name, &digest, limits.parents_max)
         .await?;
+    // Parents come in digest order, at most `parents_max`: past that, one that
+    // is not a signature may be among those not read.
+    let mut only_signatures = !parents.is_empty() && parents.len() < limits.parents_max as usize;
     for parent in &parents {
         let Some(bytes) = manifest_bytes(ctx, name, *parent).await? else {
             continue;
         };
         if is_signature_artifact(&bytes, limits.blob_bytes_max) {
-            return Ok(());
+            continue;
         }
+        only_signatures = false;
         if let Some(v) = parent_verdict(ctx, &policy, name, *parent).await?
             && v.allowed
         {
@@ -314,6 +342,9 @@ pub(crate) async fn check_blob(ctx: &Ctx, name: &RepositoryName, digest: Digest)
                 return Ok(());
             }
         }
+    }
+    if only_signatures {
+        return Ok(());
     }
     let reason = if parents.is_empty() {
         "no manifest of this repository references it".to_owned()
@@ -519,6 +550,7 @@ async fn candidates(ctx: &Ctx, name: &RepositoryName, digest: Digest) -> ApiResu
         }
     }
     let mut out = Vec::new();
+    let mut budget = limits.evidence_bytes_max;
     for (source, bytes) in manifests {
         let Ok(found) = oci::signature_layers(&bytes) else {
             continue;
@@ -531,6 +563,11 @@ async fn candidates(ctx: &Ctx, name: &RepositoryName, digest: Digest) -> ApiResu
             if size > limits.blob_bytes_max {
                 continue;
             }
+            let Some(left) = budget.checked_sub(size) else {
+                tracing::warn!(%name, subject = %digest, "signatures past signatures.evidence_bytes_max were not read");
+                return Ok(out);
+            };
+            budget = left;
             let mut stream = ctx.state.blobs.read(&paths::blob(&d), None).await?;
             let mut blob = BytesMut::new();
             while let Some(chunk) = stream.next().await {

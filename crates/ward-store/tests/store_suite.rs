@@ -146,6 +146,19 @@ both_backends!(
             PutManifestOutcome::MissingReferences(vec![blob(3)])
         );
 
+        // A descriptor must declare the size of what it names.
+        store.link_blob(&r, &blob(4), 7).await.unwrap();
+        let wrong = image_manifest(blob(1), &[blob(4)], "");
+        let (_, outcome) = put(&store, &r, &wrong, &[tag("v1")], &()).await;
+        assert_eq!(
+            outcome,
+            PutManifestOutcome::SizeMismatch {
+                digest: blob(4),
+                declared: 6,
+                stored: 7
+            }
+        );
+
         link(&store, &r, &[blob(3)]).await;
         let (digest, outcome) = put(&store, &r, &bytes, &[tag("v1"), tag("latest")], &()).await;
         assert!(matches!(outcome, PutManifestOutcome::Stored { .. }));

@@ -285,20 +285,7 @@ fn a_protected_repository_serves_only_verified_content() {
     assert_eq!(promote("staging"), 201, "tags no rule protects move freely");
 
     // Signed: everything is served, to a real client too.
-    let out = ward_with(
-        &[
-            "sign",
-            &format!("{}/prod/web:v1", server.addr),
-            "--key",
-            key.with_extension("key").to_str().unwrap(),
-        ],
-        &[("COSIGN_PASSWORD", KEY_PASSWORD)],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sign(&server, "prod/web:v1", &key);
     let (status, body) = get_as(
         &server,
         &deployer,
@@ -357,6 +344,24 @@ fn a_protected_repository_serves_only_verified_content() {
         .send()
         .unwrap();
     assert_eq!(dev.status(), reqwest::StatusCode::OK);
+}
+
+/// `ward sign` of `reference` on `server` with the key pair at `key` (no extension).
+fn sign(server: &WardProcess, reference: &str, key: &Path) {
+    let out = ward_with(
+        &[
+            "sign",
+            &format!("{}/{reference}", server.addr),
+            "--key",
+            key.with_extension("key").to_str().unwrap(),
+        ],
+        &[("COSIGN_PASSWORD", KEY_PASSWORD)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The PyPI `model_signing` tool from the venv (`./scripts/test` installs it).
@@ -693,4 +698,99 @@ fn only_a_verified_index_vouches_and_a_withdrawn_signature_counts_at_once() {
     }
     let (status, body) = get_as(&server, &deployer, &by_digest, "containerd/2");
     assert_eq!(status, 403, "the signature is gone: {body}");
+}
+
+/// A manifest whose layers all claim a signature type is served unverified
+/// only as a signature: its sizes must be true, it does not open the layers
+/// of an unverified model to consumers, and under an ordinary tag it is gated
+/// like any manifest.
+#[test]
+fn a_manifest_dressed_as_a_signature_smuggles_nothing_past_the_gate() {
+    let work = tempfile::tempdir().unwrap();
+    let server = WardProcess::start(&work.path().join("data"), &[]);
+    let key = generate_key(work.path(), "release");
+    release_policy(&server, work.path(), &key.with_extension("pub"), false);
+    let deployer = create_robot(&server, "deployer", "read=prod/**");
+    let repo = "prod/model";
+    let payload = b"an unsigned model the gate must keep from consumers".to_vec();
+    let payload_digest = format!("sha256:{}", sha256_hex(&payload));
+    put_blob(&server, repo, payload.clone());
+    put_blob(&server, repo, b"{}".to_vec());
+    let empty = format!("sha256:{}", sha256_hex(b"{}"));
+    let manifest = |layer_type: &str, size: usize| {
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+            "layers": [{"mediaType": layer_type, "digest": payload_digest, "size": size}],
+        }))
+        .unwrap()
+    };
+    put_manifest(
+        &server,
+        repo,
+        "v1",
+        manifest("application/octet-stream", payload.len()),
+    );
+
+    // A descriptor that understates its blob's size is refused at push.
+    let simple_signing = "application/vnd.dev.cosign.simplesigning.v1+json";
+    let understated = admin_http()
+        .put(server.url(&format!("/v2/{repo}/manifests/sig-small")))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest(simple_signing, 1))
+        .send()
+        .unwrap();
+    assert_eq!(understated.status(), reqwest::StatusCode::BAD_REQUEST);
+    let body: Value = understated.json().unwrap();
+    assert_eq!(body["errors"][0]["code"], "MANIFEST_INVALID", "{body}");
+    assert_eq!(
+        body["errors"][0]["detail"]["stored"],
+        payload.len(),
+        "{body}"
+    );
+
+    // With the true size it is stored, but serves nothing to a consumer.
+    let dressed = manifest(simple_signing, payload.len());
+    let dressed_digest = format!("sha256:{}", sha256_hex(&dressed));
+    put_manifest(&server, repo, "latest", dressed);
+    // (path, status for a consumer)
+    let cases = [
+        // Not under an ordinary tag...
+        (format!("/v2/{repo}/manifests/latest"), 403),
+        // ...nor the model's layer, which an unverified manifest holds.
+        (format!("/v2/{repo}/blobs/{payload_digest}"), 403),
+        // As a signature (by digest, as referrers and cosign name it) the
+        // manifest itself is readable, and so is the empty config.
+        (format!("/v2/{repo}/manifests/{dressed_digest}"), 200),
+        (format!("/v2/{repo}/blobs/{empty}"), 200),
+    ];
+    for (path, want) in cases {
+        let (status, body) = get_as(&server, &deployer, &path, "curl/8");
+        assert_eq!(status, want, "{path}: {body}");
+    }
+}
+
+/// The gate reads at most `signatures.evidence_bytes_max` of signatures for
+/// one decision: a subject buried under more is refused, not read whole.
+#[test]
+fn the_signatures_read_for_one_decision_are_bounded() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let key = generate_key(work.path(), "release");
+    let model = work.path().join("model.safetensors");
+    std::fs::write(&model, b"weights v1").unwrap();
+    let server = WardProcess::start(&data, &[("WARD_SIGNATURES__EVIDENCE_BYTES_MAX", "64")]);
+    release_policy(&server, work.path(), &key.with_extension("pub"), false);
+    let deployer = create_robot(&server, "deployer", "read=prod/**");
+    push_file(&server, "prod/model:v1", &model);
+    sign(&server, "prod/model:v1", &key);
+    let (status, body) = get_as(&server, &deployer, "/v2/prod/model/manifests/v1", "curl/8");
+    assert_eq!(status, 403, "a signature over 64 bytes is not read: {body}");
+    server.kill();
+
+    // The same signature, read under the default bound, passes.
+    let server = WardProcess::start(&data, &[]);
+    let (status, body) = get_as(&server, &deployer, "/v2/prod/model/manifests/v1", "curl/8");
+    assert_eq!(status, 200, "{body}");
 }

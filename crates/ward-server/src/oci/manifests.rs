@@ -88,7 +88,7 @@ pub(super) async fn get(ctx: &Ctx, name: &str, reference: &str) -> ApiResult<Res
             crate::scanning::check_manifest(ctx, &name, &meta, &bytes).await?;
         }
         if signatures {
-            crate::gate::check_manifest(ctx, &name, &meta, &bytes).await?;
+            crate::gate::check_manifest(ctx, &name, &reference, &meta, &bytes).await?;
         }
     }
     let tag = etag(&meta.digest);
@@ -364,6 +364,17 @@ async fn store(
             }
             Err(err)
         }
+        PutManifestOutcome::SizeMismatch {
+            digest,
+            declared,
+            stored,
+        } => Err(ApiError::new(
+            ErrorCode::ManifestInvalid,
+            format!(
+                "manifest declares {digest} as {declared} bytes, but it is {stored} bytes in repository {name}; fix the descriptor's size"
+            ),
+        )
+        .with_detail(json!({ "digest": digest.to_string(), "declared": declared, "stored": stored }))),
         PutManifestOutcome::TagProtected {
             tag,
             rule,

@@ -196,11 +196,15 @@ impl TestRegistry {
 
     /// Pushes a config and one layer, then an image manifest under `tag`; returns the manifest bytes.
     pub async fn push_image(&self, repo: &str, tag: &str, layer: &[u8]) -> Vec<u8> {
-        let config = self
-            .push_blob(repo, b"{\"architecture\":\"amd64\",\"os\":\"linux\"}")
-            .await;
+        let config_bytes = b"{\"architecture\":\"amd64\",\"os\":\"linux\"}";
+        let config = self.push_blob(repo, config_bytes).await;
         let layer_digest = self.push_blob(repo, layer).await;
-        let manifest = image_manifest(config, 38, &[(layer_digest, layer.len())], "");
+        let manifest = image_manifest(
+            config,
+            config_bytes.len(),
+            &[(layer_digest, layer.len())],
+            "",
+        );
         let r = self
             .put_manifest(repo, tag, media::OCI_MANIFEST, &manifest)
             .await;

@@ -66,6 +66,16 @@ pub enum PutManifestOutcome {
     },
     /// Nothing stored: these references are not in the repository.
     MissingReferences(Vec<Digest>),
+    /// Nothing stored: a descriptor's size is not the size of the content it
+    /// names (so a reader trusting the manifest would be misled).
+    SizeMismatch {
+        /// The content named.
+        digest: Digest,
+        /// The size the descriptor declares.
+        declared: u64,
+        /// The size stored.
+        stored: u64,
+    },
     /// Nothing stored: a protected tag is bound to other content.
     TagProtected {
         /// The tag.
@@ -290,35 +300,51 @@ impl MetaStore {
             let repo_id = ensure_repository!(tx, m.repository, now);
 
             let mut missing = Vec::new();
+            let mut mismatch = None;
             for r in &m.parsed.references {
                 let sql = match (r.target, pg) {
                     (RefTarget::External, _) => continue,
                     (RefTarget::Blob, false) => {
-                        "SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2"
+                        "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
+                         WHERE rb.repository_id = $1 AND rb.digest = $2"
                     }
                     // Hold the links until commit so a concurrent delete cannot
                     // leave this manifest pointing at nothing.
                     (RefTarget::Blob, true) => {
-                        "SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2 FOR SHARE"
+                        "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest \
+                         WHERE rb.repository_id = $1 AND rb.digest = $2 FOR SHARE OF rb"
                     }
                     (RefTarget::Manifest, false) => {
-                        "SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2"
+                        "SELECT size FROM manifests WHERE repository_id = $1 AND digest = $2"
                     }
                     (RefTarget::Manifest, true) => {
-                        "SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2 FOR SHARE"
+                        "SELECT size FROM manifests WHERE repository_id = $1 AND digest = $2 FOR SHARE"
                     }
                 };
-                let found = sqlx::query(sql)
+                let found: Option<i64> = sqlx::query_scalar(sql)
                     .bind(repo_id)
                     .bind(r.digest.to_string())
                     .fetch_optional(&mut *tx)
                     .await?;
-                if found.is_none() && !missing.contains(&r.digest) {
-                    missing.push(r.digest);
+                match found {
+                    None if !missing.contains(&r.digest) => missing.push(r.digest),
+                    Some(stored)
+                        if mismatch.is_none() && u64::try_from(stored).ok() != Some(r.size) =>
+                    {
+                        mismatch = Some(PutManifestOutcome::SizeMismatch {
+                            digest: r.digest,
+                            declared: r.size,
+                            stored: to_u64(stored, "size")?,
+                        });
+                    }
+                    _ => {}
                 }
             }
             if !missing.is_empty() {
                 return Ok(PutManifestOutcome::MissingReferences(missing));
+            }
+            if let Some(mismatch) = mismatch {
+                return Ok(mismatch);
             }
 
             sqlx::query(
