@@ -54,16 +54,24 @@ pub struct ScanPolicy {
     pub block_unscanned: bool,
     /// Quarantine content with a finding at or above this severity.
     pub quarantine_severity: Option<Severity>,
+    /// The severity a scan that could not read all of a blob counts as (a
+    /// part over a scanner limit, corrupt, truncated or encrypted): what was
+    /// not read may hold anything. `None` judges such a blob by its findings
+    /// alone.
+    pub incomplete_severity: Option<Severity>,
 }
 
 impl Default for ScanPolicy {
     /// Hardened default: a CRITICAL finding (code runs when the file is
-    /// loaded) quarantines the content; nothing else blocks.
+    /// loaded) quarantines the content, and so does a scan that could not read
+    /// all of it (a pickle padded past a scanner limit hides its payload from
+    /// the scanner, not from `pickle.load`); nothing else blocks.
     fn default() -> Self {
         ScanPolicy {
             block_severity: None,
             block_unscanned: false,
             quarantine_severity: Some(Severity::Critical),
+            incomplete_severity: Some(Severity::Critical),
         }
     }
 }
@@ -71,6 +79,31 @@ impl Default for ScanPolicy {
 impl ScanPolicy {
     fn reads_results(&self) -> bool {
         self.block_severity.is_some() || self.block_unscanned
+    }
+
+    /// The severity this policy judges `stored` by: its worst finding, or
+    /// `incomplete_severity` if that is worse and the scan left parts unread.
+    pub fn judged(&self, stored: &StoredScan) -> Option<Severity> {
+        severity(stored).max(self.incompleteness(stored))
+    }
+
+    /// Whether some result this policy quarantines is one `default` does not:
+    /// a lower quarantine threshold, or incomplete scans counted as worse.
+    pub fn quarantines_more_than(&self, default: &ScanPolicy) -> bool {
+        let Some(mine) = self.quarantine_severity else {
+            return false;
+        };
+        let lower = default
+            .quarantine_severity
+            .is_none_or(|theirs| mine < theirs);
+        let incomplete_worse = self.incomplete_severity > default.incomplete_severity
+            && self.incomplete_severity.is_some_and(|s| s >= mine);
+        lower || incomplete_worse
+    }
+
+    /// What the unread parts of `stored` count as under this policy.
+    fn incompleteness(&self, stored: &StoredScan) -> Option<Severity> {
+        self.incomplete_severity.filter(|_| stored.unread_parts > 0)
     }
 }
 
@@ -182,6 +215,8 @@ pub struct BlobScanState {
     pub max_severity: Option<String>,
     /// How many findings, when scanned.
     pub findings: Option<u64>,
+    /// How many parts the scan could not read, when scanned.
+    pub unread_parts: Option<u64>,
 }
 
 /// Decides whether manifest `digest` (with `content`) may be pulled under
@@ -224,16 +259,22 @@ pub async fn decide(
                 return Ok(decision);
             }
         }
-        let (label, max_severity, findings) = match &stored {
-            Some(s) => ("scanned", s.max_severity.clone(), Some(s.findings)),
-            None if state.meta.scan_queued(&blob).await? => ("queued", None, None),
-            None => ("unscanned", None, None),
+        let (label, max_severity, findings, unread_parts) = match &stored {
+            Some(s) => (
+                "scanned",
+                s.max_severity.clone(),
+                Some(s.findings),
+                Some(s.unread_parts),
+            ),
+            None if state.meta.scan_queued(&blob).await? => ("queued", None, None, None),
+            None => ("unscanned", None, None, None),
         };
         decision.blobs.push(BlobScanState {
             digest: blob.to_string(),
             state: label,
             max_severity,
             findings,
+            unread_parts,
         });
     }
     Ok(decision)
@@ -373,15 +414,15 @@ fn result_refusal(
             format!("{digest} has not been scanned yet and this repository refuses unscanned content; retry once its scan finishes")
         });
     };
-    let (Some(threshold), Some(found)) = (policy.block_severity, severity(stored)) else {
+    let (Some(threshold), Some(found)) = (policy.block_severity, policy.judged(stored)) else {
         return None;
     };
     if found < threshold {
         return None;
     }
     Some(format!(
-        "{digest} has {found} findings (this repository refuses {threshold} and above): {}",
-        named_findings(stored, threshold)
+        "{digest} is judged {found} (this repository refuses {threshold} and above): {}",
+        named_problems(stored, policy, threshold)
     ))
 }
 
@@ -389,19 +430,31 @@ fn severity(stored: &StoredScan) -> Option<Severity> {
     stored.max_severity.as_deref().and_then(|s| s.parse().ok())
 }
 
-/// The worst findings at or above `threshold`, for a person.
-fn named_findings(stored: &StoredScan, threshold: Severity) -> String {
+/// The worst findings at or above `threshold`, and the parts the scan could
+/// not read when `policy` counts them at or above it, for a person.
+fn named_problems(stored: &StoredScan, policy: &ScanPolicy, threshold: Severity) -> String {
     let Ok(report) = serde_json::from_str::<Report>(&stored.report) else {
         return "(stored report unreadable)".to_owned();
     };
     let mut findings: Vec<_> = report.at_or_above(threshold).collect();
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    let named: Vec<String> = findings
+    let mut named: Vec<String> = findings
         .iter()
         .take(FINDINGS_NAMED_MAX)
         .map(|f| format!("{} {} at {}", f.severity, f.message, f.location))
         .collect();
-    let more = findings.len().saturating_sub(FINDINGS_NAMED_MAX);
+    let mut more = findings.len().saturating_sub(FINDINGS_NAMED_MAX);
+    if let Some(counted) = policy.incompleteness(stored).filter(|s| *s >= threshold) {
+        let room = FINDINGS_NAMED_MAX.saturating_sub(named.len()).max(1);
+        let unread = report.unreadable.iter().filter(|u| u.kind.leaves_unread());
+        named.extend(unread.clone().take(room).map(|u| {
+            format!(
+                "{counted} (incomplete scan) did not read {}: {}",
+                u.location, u.reason
+            )
+        }));
+        more += unread.count().saturating_sub(room);
+    }
     if more > 0 {
         format!("{}; and {more} more", named.join("; "))
     } else {
@@ -577,22 +630,38 @@ pub async fn process(state: &AppState, job: &ScanJob) -> Result<StoredScan, Scan
         ruleset: report.ruleset.clone(),
         max_severity: report.max_severity().map(|s| s.as_str().to_owned()),
         findings: report.findings.len() as u64,
+        unread_parts: report.unread_parts() as u64,
         report: serde_json::to_string(&report).map_err(|e| io_err("encoding the report", &e))?,
         scanned_at: now_ms(),
     };
+    // Judged before it is stored: a server dying in between leaves the job
+    // queued, to be judged again, never a stored result nobody judged.
+    let linking = || async {
+        state
+            .meta
+            .repositories_linking(&digest)
+            .await
+            .map_err(|e| io_err("listing repositories", &e))
+    };
+    let repositories = linking().await?;
+    let news = is_news(previous.as_ref(), &stored);
+    apply_policies(state, &stored, &report, &repositories, news).await?;
     state
         .meta
         .finish_scan(&stored)
         .await
         .map_err(|e| io_err("storing the result", &e))?;
-    let repositories = state
-        .meta
-        .repositories_linking(&digest)
-        .await
-        .map_err(|e| io_err("listing repositories", &e))?;
+    // A repository that linked the blob meanwhile read the previous result
+    // (`blob_linked`): judge this one by its policy too.
+    let late: Vec<String> = linking()
+        .await?
+        .into_iter()
+        .filter(|r| !repositories.contains(r))
+        .collect();
+    if !late.is_empty() {
+        apply_policies(state, &stored, &report, &late, false).await?;
+    }
     record_result(state, &stored, &report, &repositories, &job.reason).await?;
-    let news = is_news(previous.as_ref(), &stored);
-    apply_policies(state, &stored, &report, &repositories, news).await?;
     if state.config.scan.attach_reports {
         attach_reports(state, digest).await?;
     }
@@ -615,6 +684,37 @@ async fn attach_reports(state: &AppState, digest: Digest) -> Result<(), ScanErro
         }
     }
     Ok(())
+}
+
+/// Blob `digest` was linked into `repository` (an upload of content stored
+/// before, or a mount): its stored result, scanned while other repositories
+/// linked it, is judged by this repository's policy too, off the request.
+pub(crate) fn blob_linked(state: &AppState, repository: &RepositoryName, digest: Digest) {
+    let state = state.clone();
+    let repository = repository.as_str().to_owned();
+    tokio::spawn(async move {
+        if let Err(e) = judge_linked(&state, repository.clone(), digest).await {
+            tracing::warn!(%repository, %digest, error = %e, "applying a scan policy to a linked blob failed");
+        }
+    });
+}
+
+async fn judge_linked(
+    state: &AppState,
+    repository: String,
+    digest: Digest,
+) -> Result<(), ScanError> {
+    let Some(stored) = state
+        .meta
+        .scan_result(&digest)
+        .await
+        .map_err(|e| io_err("reading the result", &e))?
+    else {
+        return Ok(()); // judged with every linking repository when its scan finishes
+    };
+    let report: Report = serde_json::from_str(&stored.report)
+        .map_err(|e| io_err("reading the stored report", &e))?;
+    apply_policies(state, &stored, &report, &[repository], false).await
 }
 
 /// A manifest was stored: its blobs may all have been scanned before it
@@ -683,6 +783,7 @@ async fn attach_report(
             "digest": blob.digest.to_string(),
             "max_severity": result.max_severity,
             "findings": result.findings,
+            "unread_parts": result.unread_parts,
             "report": serde_json::from_str::<serde_json::Value>(&result.report).unwrap_or_default(),
         }));
     }
@@ -789,6 +890,7 @@ async fn record_result(
         .digest(stored.digest)
         .detail("ruleset", stored.ruleset.clone())
         .detail("findings", stored.findings.to_string())
+        .detail("unread_parts", stored.unread_parts.to_string())
         .detail("format", report.format.as_str())
         .detail("trigger", reason);
     if let Some(max) = &stored.max_severity {
@@ -806,7 +908,44 @@ async fn record_result(
 /// a worse severity or more findings): only news raises an alert, so a weekly
 /// rescan of known findings does not page anyone again.
 fn is_news(previous: Option<&StoredScan>, now: &StoredScan) -> bool {
-    previous.is_none_or(|p| severity(now) > severity(p) || now.findings > p.findings)
+    previous.is_none_or(|p| {
+        worse(
+            (severity(p), p.findings, p.unread_parts),
+            (severity(now), now.findings, now.unread_parts),
+        )
+    })
+}
+
+/// Whether a result (worst severity, findings, unread parts) is worse than
+/// an earlier one in any of the three.
+fn worse(before: (Option<Severity>, u64, u64), now: (Option<Severity>, u64, u64)) -> bool {
+    now.0 > before.0 || now.1 > before.1 || now.2 > before.2
+}
+
+/// Whether an administrator released `stored`'s blob from quarantine when
+/// its scan had found as much as now: a policy does not quarantine it again
+/// for the same findings (a rescan, another repository linking it).
+async fn released_as_is(state: &AppState, stored: &StoredScan) -> Result<bool, ScanError> {
+    let Some(released) = state
+        .meta
+        .released_scan(&stored.digest)
+        .await
+        .map_err(|e| io_err("reading the last release", &e))?
+    else {
+        return Ok(false);
+    };
+    let then = (
+        released
+            .max_severity
+            .as_deref()
+            .and_then(|s| s.parse().ok()),
+        released.findings,
+        released.unread_parts,
+    );
+    Ok(!worse(
+        then,
+        (severity(stored), stored.findings, stored.unread_parts),
+    ))
 }
 
 /// Quarantines per the strictest linking repository's policy and, for
@@ -818,26 +957,25 @@ async fn apply_policies(
     repositories: &[String],
     news: bool,
 ) -> Result<(), ScanError> {
-    let Some(found) = report.max_severity() else {
-        return Ok(());
-    };
     let snapshot = state.access.snapshot();
     let config = &state.config.scan;
-    let quarantining: Vec<&String> = repositories
-        .iter()
-        .filter(|r| {
-            policy_for(&snapshot, config, r)
-                .quarantine_severity
-                .is_some_and(|t| found >= t)
-        })
-        .collect();
-    if let Some(first) = quarantining.first() {
-        let threshold = policy_for(&snapshot, config, first)
-            .quarantine_severity
-            .unwrap_or(Severity::Critical);
+    let quarantining = repositories.iter().find_map(|r| {
+        let policy = policy_for(&snapshot, config, r);
+        let found = policy.judged(stored)?;
+        let threshold = policy.quarantine_severity.filter(|t| found >= *t)?;
+        Some((r, policy, found, threshold))
+    });
+    let quarantining = match quarantining {
+        Some(q) if released_as_is(state, stored).await? => {
+            tracing::info!(digest = %stored.digest, policy_of = %q.0, "not quarantined again: released before with the same findings");
+            None
+        }
+        q => q,
+    };
+    if let Some((first, policy, found, threshold)) = quarantining {
         let reason = format!(
-            "scan found {found}: {} (policy of {first})",
-            named_findings(stored, threshold)
+            "scan judged it {found}: {} (policy of {first})",
+            named_problems(stored, policy, threshold)
         );
         let added = state
             .meta
@@ -859,7 +997,7 @@ async fn apply_policies(
             .action("quarantine")
             .outcome(Outcome::Success)
             .digest(stored.digest)
-            .repository((*first).clone())
+            .repository(first.clone())
             .reason(reason.clone());
             crate::audit::record(state, event)
                 .await
@@ -867,8 +1005,13 @@ async fn apply_policies(
             tracing::warn!(digest = %stored.digest, %reason, "quarantined");
         }
     }
+    let alerting = repositories
+        .iter()
+        .map(|r| policy_for(&snapshot, config, r).judged(stored))
+        .max()
+        .unwrap_or_else(|| config.default_policy.judged(stored));
     if news
-        && found >= config.alert_severity
+        && alerting.is_some_and(|found| found >= config.alert_severity)
         && let Some(url) = &config.alert_webhook_url
     {
         alert(url, stored, report, repositories).await;
@@ -890,6 +1033,7 @@ async fn alert(url: &str, stored: &StoredScan, report: &Report, repositories: &[
         "max_severity": stored.max_severity,
         "ruleset": stored.ruleset,
         "findings": findings,
+        "unread": report.unreadable.iter().filter(|u| u.kind.leaves_unread()).take(FINDINGS_NAMED_MAX * 4).collect::<Vec<_>>(),
     });
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -929,6 +1073,7 @@ mod tests {
             ruleset: "r".into(),
             max_severity: max.map(str::to_owned),
             findings,
+            unread_parts: 0,
             report: "{}".into(),
             scanned_at: 0,
         }
@@ -967,6 +1112,34 @@ mod tests {
                 "{previous:?} -> {now:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_policy_quarantines_more_than_the_default_only_when_some_result_says_so() {
+        let policy = |q: Option<Severity>, i: Option<Severity>| ScanPolicy {
+            quarantine_severity: q,
+            incomplete_severity: i,
+            ..ScanPolicy::default()
+        };
+        let (high, crit) = (Some(Severity::High), Some(Severity::Critical));
+        let default = ScanPolicy::default(); // quarantine CRITICAL, incomplete CRITICAL
+        let cases = [
+            (policy(crit, crit), false),
+            (policy(None, crit), false),
+            (policy(high, crit), true),
+            (policy(crit, None), false),
+            (policy(Some(Severity::Info), None), true),
+        ];
+        for (p, want) in cases {
+            assert_eq!(p.quarantines_more_than(&default), want, "{p:?}");
+        }
+        let lenient = policy(crit, None);
+        assert!(policy(crit, crit).quarantines_more_than(&lenient));
+        assert!(
+            !policy(crit, high).quarantines_more_than(&lenient),
+            "HIGH never reaches CRITICAL"
+        );
+        assert!(policy(crit, crit).quarantines_more_than(&policy(None, crit)));
     }
 
     #[test]

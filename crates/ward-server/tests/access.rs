@@ -1630,6 +1630,36 @@ both_backends!(
         assert_eq!(r.status(), StatusCode::OK);
         let settings = api_ok(&reg, reqwest::Method::GET, "/repositories/prod/app", None).await;
         assert!(settings["scan_policy"].is_object(), "{settings}");
+        // Blocking more in its own repository is its own business...
+        let r = put(json!({"scan_policy": {"block_severity": "LOW"}}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        // ...but quarantining below the registry default quarantines in
+        // every repository that links the content: that needs ManageScans
+        // registry-wide.
+        let r = put(json!({"scan_policy": {"quarantine_severity": "LOW"}}))
+            .await
+            .unwrap();
+        expect_error(r, StatusCode::FORBIDDEN, "DENIED").await;
+        let settings = api_ok(&reg, reqwest::Method::GET, "/repositories/prod/app", None).await;
+        assert_eq!(
+            settings["scan_policy"]["block_severity"], "LOW",
+            "{settings}"
+        );
+        let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "AllScans", "Effect": "Allow",
+            "Principal": {"User": "ops"}, "Action": "admin:ManageScans", "Resource": "*"}]});
+        api_ok(
+            &reg,
+            reqwest::Method::PUT,
+            "/policies/ops-all-scans",
+            Some(policy),
+        )
+        .await;
+        let r = put(json!({"scan_policy": {"quarantine_severity": "LOW"}}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
         reg.stop().await;
     }
 );

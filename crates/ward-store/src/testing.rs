@@ -58,3 +58,52 @@ pub async fn postgres_store() -> MetaStore {
         .await
         .expect("open a fresh PostgreSQL store")
 }
+
+/// Applies the migrations up to and including `version` to the database at
+/// `url` (created if missing), as a store of that schema version would have.
+#[allow(clippy::expect_used)]
+pub async fn migrate_to(url: &str, version: i64) {
+    if url.starts_with("sqlite:") {
+        let options = sqlite_options(url);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("open the SQLite file");
+        crate::meta::SQLITE_MIGRATIONS
+            .run_to(version, &mut conn)
+            .await
+            .expect("apply the SQLite migrations");
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .expect("connect to PostgreSQL");
+        crate::meta::POSTGRES_MIGRATIONS
+            .run_to(version, &mut conn)
+            .await
+            .expect("apply the PostgreSQL migrations");
+    }
+}
+
+/// Runs one SQL statement on the database at `url`, outside any store.
+#[allow(clippy::expect_used)]
+pub async fn execute(url: &str, sql: &str) {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect_with(&sqlite_options(url))
+            .await
+            .expect("open the SQLite file");
+        sqlx::query(sql).execute(&mut conn).await.expect("run SQL");
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query(sql).execute(&mut conn).await.expect("run SQL");
+    }
+}
+
+#[allow(clippy::expect_used)]
+fn sqlite_options(url: &str) -> sqlx::sqlite::SqliteConnectOptions {
+    use std::str::FromStr as _;
+    sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .expect("a SQLite URL")
+        .create_if_missing(true)
+}

@@ -921,6 +921,7 @@ both_backends!(
             ruleset: ruleset.to_owned(),
             max_severity: Some("CRITICAL".to_owned()),
             findings: 1,
+            unread_parts: 3,
             report: "{}".to_owned(),
             scanned_at: at,
         };

@@ -24,6 +24,22 @@ fn malicious_pickle(marker: &str) -> Vec<u8> {
     p
 }
 
+/// [`malicious_pickle`] behind a prefix that stores memo entries at every
+/// other index, 5000 times: more separate memo runs than the scanner keeps
+/// (`pickle_memo_ranges_max`, 4096), so it stops reading before the payload.
+/// Python's unpickler does not care and would run it.
+fn padded_malicious_pickle(marker: &str) -> Vec<u8> {
+    let mut p = b"\x80\x02".to_vec();
+    for i in 0..5000u32 {
+        p.push(b'N');
+        p.push(b'r');
+        p.extend_from_slice(&(2 * i).to_le_bytes());
+        p.push(b'0');
+    }
+    p.extend_from_slice(&malicious_pickle(marker)[2..]);
+    p
+}
+
 /// A protocol-2 pickle of an OrderedDict of two floats: what a clean state dict looks like.
 fn clean_pickle() -> Vec<u8> {
     b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01(X\x01\x00\x00\x00aG?\xf0\x00\x00\x00\x00\x00\x00X\x01\x00\x00\x00bG@\x00\x00\x00\x00\x00\x00\x00u.".to_vec()
@@ -134,6 +150,31 @@ fn scanned(server: &WardProcess, digest: &str) -> Value {
     })
 }
 
+/// Waits for `digest`'s quarantine record.
+fn quarantine_of(server: &WardProcess, digest: &str) -> Value {
+    eventually(&format!("the quarantine of {digest}"), || {
+        let (_, body) = api(server, reqwest::Method::GET, "/api/v1/quarantines", None);
+        body["quarantines"]
+            .as_array()
+            .and_then(|list| list.iter().find(|q| q["digest"] == digest).cloned())
+    })
+}
+
+/// Waits for the scan report referrer of `manifest` in `repo`: it is attached
+/// after the policies are applied, so once it exists, their decision is made.
+fn report_attached(server: &WardProcess, repo: &str, manifest: &str) -> Value {
+    eventually("the scan report referrer", || {
+        let (_, index) = raw_get(
+            server,
+            &format!("/v2/{repo}/referrers/{manifest}"),
+            "application/vnd.oci.image.index.v1+json",
+        );
+        index["manifests"]
+            .as_array()
+            .and_then(|m| m.first().cloned())
+    })
+}
+
 fn pull(server: &WardProcess, reference: &str, out: &Path) -> std::process::Output {
     ward(&[
         "pull",
@@ -196,16 +237,7 @@ fn a_model_whose_pickle_runs_os_system_is_quarantined_and_refused_while_a_clean_
     assert!(clean["result"]["max_severity"].is_null(), "{clean}");
 
     // The result is attached to the clean model as an OCI referrer.
-    let referrer = eventually("the scan report referrer", || {
-        let (_, index) = raw_get(
-            &server,
-            &format!("/v2/models/fraud/referrers/{good_manifest}"),
-            "application/vnd.oci.image.index.v1+json",
-        );
-        index["manifests"]
-            .as_array()
-            .and_then(|m| m.first().cloned())
-    });
+    let referrer = report_attached(&server, "models/fraud", &good_manifest);
     assert_eq!(
         referrer["artifactType"],
         "application/vnd.ward.scan.report.v1+json"
@@ -371,6 +403,29 @@ fn a_model_whose_pickle_runs_os_system_is_quarantined_and_refused_while_a_clean_
     }
     let (status, _) = raw_get(&server, "/v2/models/fraud/manifests/v6", MANIFEST_TYPES);
     assert_eq!(status, 200);
+    // A rescan finding the same again does not undo the release (a result is
+    // judged before it is stored, so once it is, the decision is made).
+    let (status, body) = api(
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/v1/scans/{bad_layer}"),
+        None,
+    );
+    assert_eq!(status, 202, "{body}");
+    let before = result["result"]["scanned_at_ms"].as_i64().unwrap();
+    eventually("the rescan", || {
+        let (_, body) = api(
+            &server,
+            reqwest::Method::GET,
+            &format!("/api/v1/scans/{bad_layer}"),
+            None,
+        );
+        (body["result"]["scanned_at_ms"].as_i64() > Some(before)).then_some(())
+    });
+    let (_, body) = api(&server, reqwest::Method::GET, "/api/v1/quarantines", None);
+    assert_eq!(body["quarantines"], json!([]), "{body}");
+    let (status, _) = raw_get(&server, "/v2/models/fraud/manifests/v6", MANIFEST_TYPES);
+    assert_eq!(status, 200);
 
     // Every decision is in the audit log.
     let (_, events) = api(
@@ -452,6 +507,162 @@ fn scan_policies_block_by_severity_and_refuse_unscanned_content() {
 }
 
 #[test]
+fn a_pickle_that_outruns_the_scanner_is_judged_by_what_it_hid() {
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("payload-ran");
+    let server = WardProcess::start(&work.path().join("data"), &[]);
+    let policy = |repo: &str, flags: &[&str]| {
+        let mut args = vec![
+            "admin",
+            "--registry",
+            &server.addr,
+            "repo",
+            "scan-policy",
+            repo,
+        ];
+        args.extend_from_slice(flags);
+        let out = ward(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    policy("models/lenient", &["--ignore-incomplete"]);
+    policy(
+        "models/blocking",
+        &[
+            "--block-at",
+            "high",
+            "--incomplete-as",
+            "high",
+            "--no-quarantine",
+        ],
+    );
+    // Three different padded pickles, so that each is judged by one policy only.
+    let file = |name: &str| {
+        let path = work.path().join(name).join("model.pt");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let marker = format!("{}-{name}", marker.display());
+        std::fs::write(&path, padded_malicious_pickle(&marker)).unwrap();
+        path
+    };
+    let settled = |repo: &str, manifest: &str, layer: &str| {
+        let result = scanned(&server, layer);
+        report_attached(&server, repo, manifest);
+        result
+    };
+
+    // The scanner stopped before the payload: no finding, one unread part.
+    let (lenient_manifest, lenient_layer) =
+        push_model(&server, "models/lenient:v1", &file("lenient"));
+    let result = settled("models/lenient", &lenient_manifest, &lenient_layer);
+    assert!(result["result"]["max_severity"].is_null(), "{result}");
+    assert_eq!(result["result"]["unread_parts"], 1, "{result}");
+    assert!(
+        result["result"]["report"]["unreadable"]
+            .to_string()
+            .contains("pickle_memo_ranges_max"),
+        "{result}"
+    );
+    // A repository that ignores incomplete scans serves it (its choice).
+    let (status, _) = raw_get(&server, "/v2/models/lenient/manifests/v1", MANIFEST_TYPES);
+    assert_eq!(status, 200);
+
+    // One that counts them as HIGH and blocks at HIGH refuses it, naming why.
+    let (manifest, layer) = push_model(&server, "models/blocking:v1", &file("blocking"));
+    settled("models/blocking", &manifest, &layer);
+    let (status, body) = raw_get(&server, "/v2/models/blocking/manifests/v1", MANIFEST_TYPES);
+    assert_eq!(status, 403, "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("incomplete scan") && message.contains("pickle_memo_ranges_max"),
+        "{message}"
+    );
+
+    // The default policy quarantines it: it is refused everywhere.
+    let out = ward(&[
+        "push",
+        &format!("{}/models/default:v1", server.addr),
+        file("default").to_str().unwrap(),
+    ]);
+    let layer = sha256_digest(&std::fs::read(work.path().join("default/model.pt")).unwrap());
+    scanned(&server, &layer);
+    let quarantine = quarantine_of(&server, &layer);
+    assert!(
+        quarantine["reason"]
+            .as_str()
+            .unwrap()
+            .contains("incomplete scan"),
+        "{quarantine}"
+    );
+    if out.status.success() {
+        let (status, _) = raw_get(&server, "/v2/models/default/manifests/v1", MANIFEST_TYPES);
+        assert_eq!(status, 403);
+    }
+    let (status, _) = raw_get(&server, &format!("/v2/models/default/blobs/{layer}"), "*/*");
+    assert_eq!(status, 403);
+    // The others were not quarantined by it.
+    let (_, body) = api(&server, reqwest::Method::GET, "/api/v1/quarantines", None);
+    assert_eq!(body["quarantines"].as_array().unwrap().len(), 1, "{body}");
+    assert!(std::fs::read_dir(work.path()).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("payload-ran")
+    }));
+}
+
+#[test]
+fn content_scanned_before_is_judged_by_the_policy_of_each_repository_it_enters() {
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("payload-ran");
+    let server = WardProcess::start(&work.path().join("data"), &[]);
+    let out = ward(&[
+        "admin",
+        "--registry",
+        &server.addr,
+        "repo",
+        "scan-policy",
+        "lab/sandbox",
+        "--no-quarantine",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = work.path().join("model.pt");
+    std::fs::write(&bad, malicious_pickle(marker.to_str().unwrap())).unwrap();
+    // Scanned while only a repository that never quarantines links it.
+    let (manifest, layer) = push_model(&server, "lab/sandbox:v1", &bad);
+    let result = scanned(&server, &layer);
+    assert_eq!(result["result"]["max_severity"], "CRITICAL", "{result}");
+    report_attached(&server, "lab/sandbox", &manifest);
+    let (_, body) = api(&server, reqwest::Method::GET, "/api/v1/quarantines", None);
+    assert_eq!(body["quarantines"], json!([]), "{body}");
+
+    // The same bytes pushed to a repository on the default policy are not
+    // scanned again, but that policy quarantines them.
+    let _ = ward(&[
+        "push",
+        &format!("{}/models/prod:v1", server.addr),
+        bad.to_str().unwrap(),
+    ]);
+    let quarantine = quarantine_of(&server, &layer);
+    assert!(
+        quarantine["reason"]
+            .as_str()
+            .unwrap()
+            .contains("models/prod"),
+        "{quarantine}"
+    );
+    let (status, _) = raw_get(&server, &format!("/v2/lab/sandbox/blobs/{layer}"), "*/*");
+    assert_eq!(status, 403, "a quarantine holds everywhere");
+    assert!(!marker.exists());
+}
+
+#[test]
 fn the_queue_survives_a_restart_and_unscanned_content_can_be_refused() {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
@@ -516,7 +727,8 @@ fn a_rule_set_change_rescans_stored_content_applies_the_policy_and_alerts() {
     let script = "import sqlite3, sys, time\n\
         db = sqlite3.connect(sys.argv[1])\n\
         db.execute('DELETE FROM scan_queue WHERE digest = ?', (sys.argv[2],))\n\
-        db.execute('INSERT INTO scan_results VALUES (?, ?, NULL, 0, ?, ?)', \
+        db.execute('INSERT INTO scan_results (digest, ruleset, max_severity, findings, report, scanned_at) \
+        VALUES (?, ?, NULL, 0, ?, ?)', \
         (sys.argv[2], '2020.1.1', sys.argv[3], int(time.time() * 1000)))\n\
         db.commit()\n";
     tool_ok(

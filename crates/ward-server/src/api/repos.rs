@@ -78,7 +78,7 @@ pub(super) async fn put_settings(
     let body: SettingsBody = super::json_body_limited(body).await?;
     // A scan policy decides what is blocked and quarantined: the route's
     // ManageRepositories is not enough, as the action list says.
-    if body.scan_policy.is_some() {
+    if let Some(policy) = &body.scan_policy {
         super::authorize(
             &state,
             &caller,
@@ -87,6 +87,22 @@ pub(super) async fn put_settings(
             Some(repo.as_str()),
         )
         .await?;
+        // A quarantine holds in every repository that links the content, so a
+        // policy quarantining more than the registry's default reaches beyond
+        // this repository: only who manages scans registry-wide may set it.
+        if policy
+            .as_ref()
+            .is_some_and(|p| p.quarantines_more_than(&state.config.scan.default_policy))
+        {
+            super::authorize(
+                &state,
+                &caller,
+                &request_headers,
+                ward_auth::policy::Action::ManageScans,
+                None,
+            )
+            .await?;
+        }
     }
     if let Some(labels) = &body.labels {
         ward_auth::Labels::new(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))

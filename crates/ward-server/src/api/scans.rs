@@ -31,6 +31,7 @@ fn result_json(stored: &StoredScan) -> Value {
         "ruleset": stored.ruleset,
         "max_severity": stored.max_severity,
         "findings": stored.findings,
+        "unread_parts": stored.unread_parts,
         "scanned_at_ms": stored.scanned_at,
         "report": serde_json::from_str::<Value>(&stored.report).unwrap_or(Value::Null),
     })

@@ -194,6 +194,7 @@ async fn try_mount(ctx: &Ctx, name: &RepositoryName) -> ApiResult<Option<Respons
     {
         return Ok(None);
     }
+    crate::scanning::blob_linked(&ctx.state, name, digest);
     audit_blob(ctx, name, &digest, "mount_blob").await?;
     Ok(Some(created(name, &digest)))
 }
@@ -569,6 +570,7 @@ async fn single_request(
         .await?
     {
         ctx.state.scan_wake.notify();
+        crate::scanning::blob_linked(&ctx.state, name, digests[0]);
         Ok(())
     } else {
         Err(ApiError::upload_unknown())
@@ -603,6 +605,7 @@ async fn commit_session(
         .await?
     {
         ctx.state.scan_wake.notify();
+        crate::scanning::blob_linked(&ctx.state, name, digests[0]);
         Ok(())
     } else {
         Err(ApiError::upload_unknown())

@@ -33,7 +33,7 @@ pub use registry::{
     DeleteManifestOutcome, ManifestMeta, NewManifest, PutManifestOutcome, Referrer, RepositoryPage,
     TagProtection,
 };
-pub use scan::{Quarantine, QuarantineSource, ScanJob, StoredScan};
+pub use scan::{Quarantine, QuarantineSource, ReleasedScan, ScanJob, StoredScan};
 pub use uploads::{NewUpload, Upload, UploadChunk};
 
 /// Errors from the metadata store.
@@ -187,8 +187,10 @@ macro_rules! insert_blob_and_link {
 }
 pub(crate) use {ensure_repository, insert_blob_and_link, on_reader, on_writer};
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub(crate) static SQLITE_MIGRATIONS: sqlx::migrate::Migrator =
+    sqlx::migrate!("./migrations/sqlite");
+pub(crate) static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator =
+    sqlx::migrate!("./migrations/postgres");
 
 impl MetaStore {
     /// Connects to `url` (`sqlite://path` or `postgres://...`) and applies

@@ -34,6 +34,10 @@ pub struct StoredScan {
     pub max_severity: Option<String>,
     /// How many findings.
     pub findings: u64,
+    /// How many parts of the blob the scan left unread that a loader would
+    /// read (over a scanner limit, encrypted, an I/O failure); parts that are
+    /// malformed for any reader are not counted.
+    pub unread_parts: u64,
     /// The whole report (JSON).
     pub report: String,
     /// When (Unix ms).
@@ -58,6 +62,19 @@ impl QuarantineSource {
     }
 }
 
+/// What a blob's scan had found when it was released from quarantine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReleasedScan {
+    /// The highest finding severity then, if any finding.
+    pub max_severity: Option<String>,
+    /// How many findings then.
+    pub findings: u64,
+    /// How many unread parts then.
+    pub unread_parts: u64,
+    /// When it was released (Unix ms).
+    pub released_at: i64,
+}
+
 /// A quarantined digest: nothing that is or contains it may be pulled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Quarantine {
@@ -73,15 +90,16 @@ pub struct Quarantine {
     pub created_at: i64,
 }
 
-type ScanRow = (String, String, Option<String>, i64, String, i64);
+type ScanRow = (String, String, Option<String>, i64, i64, String, i64);
 
 fn scan_from_row(row: ScanRow) -> Result<StoredScan, StoreError> {
-    let (digest, ruleset, max_severity, findings, report, scanned_at) = row;
+    let (digest, ruleset, max_severity, findings, unread_parts, report, scanned_at) = row;
     Ok(StoredScan {
         digest: parse_digest(&digest)?,
         ruleset,
         max_severity,
         findings: to_u64(findings, "finding count")?,
+        unread_parts: to_u64(unread_parts, "unread part count")?,
         report,
         scanned_at,
     })
@@ -171,15 +189,17 @@ impl MetaStore {
         on_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(
-                "INSERT INTO scan_results (digest, ruleset, max_severity, findings, report, scanned_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (digest) DO UPDATE SET \
+                "INSERT INTO scan_results (digest, ruleset, max_severity, findings, unread_parts, report, scanned_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (digest) DO UPDATE SET \
                  ruleset = excluded.ruleset, max_severity = excluded.max_severity, \
-                 findings = excluded.findings, report = excluded.report, scanned_at = excluded.scanned_at",
+                 findings = excluded.findings, unread_parts = excluded.unread_parts, \
+                 report = excluded.report, scanned_at = excluded.scanned_at",
             )
             .bind(scan.digest.to_string())
             .bind(&scan.ruleset)
             .bind(&scan.max_severity)
             .bind(i64::try_from(scan.findings).unwrap_or(i64::MAX))
+            .bind(i64::try_from(scan.unread_parts).unwrap_or(i64::MAX))
             .bind(&scan.report)
             .bind(scan.scanned_at)
             .execute(&mut *tx)
@@ -250,7 +270,7 @@ impl MetaStore {
     pub async fn scan_result(&self, digest: &Digest) -> Result<Option<StoredScan>, StoreError> {
         on_reader!(self, |pool| {
             let row: Option<ScanRow> = sqlx::query_as(
-                "SELECT digest, ruleset, max_severity, findings, report, scanned_at \
+                "SELECT digest, ruleset, max_severity, findings, unread_parts, report, scanned_at \
                  FROM scan_results WHERE digest = $1",
             )
             .bind(digest.to_string())
@@ -323,15 +343,53 @@ impl MetaStore {
         })
     }
 
-    /// Releases `digest` from quarantine. False if it was not quarantined.
+    /// Releases `digest` from quarantine, remembering what its scan had found
+    /// (see [`MetaStore::released_scan`]). False if it was not quarantined.
     pub async fn release_quarantine(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let now = now_ms();
         change!(self, |tx| {
             let deleted = sqlx::query("DELETE FROM quarantines WHERE digest = $1")
                 .bind(digest.to_string())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if deleted > 0 {
+                sqlx::query(
+                    "INSERT INTO quarantine_releases (digest, max_severity, findings, unread_parts, released_at) \
+                     SELECT digest, max_severity, findings, unread_parts, $2 FROM scan_results WHERE digest = $1 \
+                     ON CONFLICT (digest) DO UPDATE SET max_severity = excluded.max_severity, \
+                     findings = excluded.findings, unread_parts = excluded.unread_parts, \
+                     released_at = excluded.released_at",
+                )
+                .bind(digest.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
             (deleted > 0, Ok(deleted > 0))
+        })
+    }
+
+    /// What the scan of `digest` had found when it was last released from
+    /// quarantine, if it ever was while it had a result.
+    pub async fn released_scan(&self, digest: &Digest) -> Result<Option<ReleasedScan>, StoreError> {
+        on_reader!(self, |pool| {
+            let row: Option<(Option<String>, i64, i64, i64)> = sqlx::query_as(
+                "SELECT max_severity, findings, unread_parts, released_at \
+                 FROM quarantine_releases WHERE digest = $1",
+            )
+            .bind(digest.to_string())
+            .fetch_optional(pool)
+            .await?;
+            row.map(|(max_severity, findings, unread_parts, released_at)| {
+                Ok(ReleasedScan {
+                    max_severity,
+                    findings: to_u64(findings, "finding count")?,
+                    unread_parts: to_u64(unread_parts, "unread part count")?,
+                    released_at,
+                })
+            })
+            .transpose()
         })
     }
 

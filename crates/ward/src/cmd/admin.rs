@@ -231,8 +231,15 @@ enum RepoCmd {
         /// Refuse pulls of content not scanned yet.
         #[arg(long)]
         block_unscanned: bool,
+        /// The severity a scan that could not read all of a blob (a part over
+        /// a scanner limit, corrupt or encrypted) counts as (default: CRITICAL).
+        #[arg(long)]
+        incomplete_as: Option<String>,
+        /// Judge incompletely scanned content by its findings alone.
+        #[arg(long, conflicts_with = "incomplete_as")]
+        ignore_incomplete: bool,
         /// Remove the repository's own policy.
-        #[arg(long, conflicts_with_all = ["block_at", "quarantine_at", "no_quarantine", "block_unscanned"])]
+        #[arg(long, conflicts_with_all = ["block_at", "quarantine_at", "no_quarantine", "block_unscanned", "incomplete_as", "ignore_incomplete"])]
         default: bool,
     },
 }
@@ -560,6 +567,8 @@ async fn dispatch(api: &Api, what: What) -> Result<(Value, Option<&'static str>)
                 quarantine_at,
                 no_quarantine,
                 block_unscanned,
+                incomplete_as,
+                ignore_incomplete,
                 default,
             } => {
                 let policy = if default {
@@ -571,6 +580,11 @@ async fn dispatch(api: &Api, what: What) -> Result<(Value, Option<&'static str>)
                         p["quarantine_severity"] = json!(q.to_uppercase());
                     } else if no_quarantine {
                         p["quarantine_severity"] = Value::Null;
+                    }
+                    if let Some(s) = incomplete_as {
+                        p["incomplete_severity"] = json!(s.to_uppercase());
+                    } else if ignore_incomplete {
+                        p["incomplete_severity"] = Value::Null;
                     }
                     p
                 };

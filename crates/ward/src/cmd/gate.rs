@@ -193,11 +193,18 @@ fn scan_summary(scan: Option<&serde_json::Value>) -> String {
         .filter_map(|b| b["max_severity"].as_str())
         .filter_map(|s| s.parse::<ward_scan::Severity>().ok())
         .max();
-    let pending = if scanned < blobs.len() {
+    let mut pending = if scanned < blobs.len() {
         format!(", {} not scanned yet", blobs.len() - scanned)
     } else {
         String::new()
     };
+    let incomplete = blobs
+        .iter()
+        .filter(|b| b["unread_parts"].as_u64().is_some_and(|n| n > 0))
+        .count();
+    if incomplete > 0 {
+        pending.push_str(&format!(", {incomplete} only partly readable"));
+    }
     format!(
         "scan: {scanned} of {} blob(s) scanned, worst finding {}{pending}; not quarantined",
         blobs.len(),
