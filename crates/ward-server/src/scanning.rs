@@ -54,16 +54,17 @@ pub struct ScanPolicy {
     pub block_unscanned: bool,
     /// Quarantine content with a finding at or above this severity.
     pub quarantine_severity: Option<Severity>,
-    /// The severity a scan that could not read all of a blob counts as (a
-    /// part over a scanner limit, corrupt, truncated or encrypted): what was
-    /// not read may hold anything. `None` judges such a blob by its findings
+    /// The severity a scan that left part of a blob unread counts as (a part
+    /// past a scanner limit, encrypted, or not readable from storage): what
+    /// was not read may hold anything. Malformed parts do not count, since a
+    /// loader fails on them too. `None` judges such a blob by its findings
     /// alone.
     pub incomplete_severity: Option<Severity>,
 }
 
 impl Default for ScanPolicy {
     /// Hardened default: a CRITICAL finding (code runs when the file is
-    /// loaded) quarantines the content, and so does a scan that could not read
+    /// loaded) quarantines the content, and so does a scan that did not read
     /// all of it (a pickle padded past a scanner limit hides its payload from
     /// the scanner, not from `pickle.load`); nothing else blocks.
     fn default() -> Self {
@@ -215,7 +216,7 @@ pub struct BlobScanState {
     pub max_severity: Option<String>,
     /// How many findings, when scanned.
     pub findings: Option<u64>,
-    /// How many parts the scan could not read, when scanned.
+    /// How many parts the scan left unread, when scanned.
     pub unread_parts: Option<u64>,
 }
 
@@ -908,17 +909,18 @@ async fn record_result(
 /// a worse severity or more findings): only news raises an alert, so a weekly
 /// rescan of known findings does not page anyone again.
 fn is_news(previous: Option<&StoredScan>, now: &StoredScan) -> bool {
-    previous.is_none_or(|p| {
-        worse(
-            (severity(p), p.findings, p.unread_parts),
-            (severity(now), now.findings, now.unread_parts),
-        )
-    })
+    previous.is_none_or(|p| worse(tally(p), tally(now)))
 }
 
-/// Whether a result (worst severity, findings, unread parts) is worse than
-/// an earlier one in any of the three.
-fn worse(before: (Option<Severity>, u64, u64), now: (Option<Severity>, u64, u64)) -> bool {
+/// What a result amounts to: worst severity, findings, unread parts.
+type Tally = (Option<Severity>, u64, u64);
+
+fn tally(stored: &StoredScan) -> Tally {
+    (severity(stored), stored.findings, stored.unread_parts)
+}
+
+/// Whether a result is worse than an earlier one in any of the three.
+fn worse(before: Tally, now: Tally) -> bool {
     now.0 > before.0 || now.1 > before.1 || now.2 > before.2
 }
 
@@ -942,10 +944,7 @@ async fn released_as_is(state: &AppState, stored: &StoredScan) -> Result<bool, S
         released.findings,
         released.unread_parts,
     );
-    Ok(!worse(
-        then,
-        (severity(stored), stored.findings, stored.unread_parts),
-    ))
+    Ok(!worse(then, tally(stored)))
 }
 
 /// Quarantines per the strictest linking repository's policy and, for

@@ -231,8 +231,8 @@ enum RepoCmd {
         /// Refuse pulls of content not scanned yet.
         #[arg(long)]
         block_unscanned: bool,
-        /// The severity a scan that could not read all of a blob (a part over
-        /// a scanner limit, corrupt or encrypted) counts as (default: CRITICAL).
+        /// The severity a scan that left part of a blob unread (past a scanner
+        /// limit, or encrypted) counts as (default: CRITICAL).
         #[arg(long)]
         incomplete_as: Option<String>,
         /// Judge incompletely scanned content by its findings alone.
